@@ -1,0 +1,426 @@
+"""
+A language model whose token mixer is causal self-attention (the GPT baseline), minGRU or minLSTM.
+
+minGRU and minLSTM come from "Were RNNs All We Needed?" (Feng et al. 2024, arXiv 2410.01201). Their gates depend
+only on the input, so the recurrence h_t = a_t * h_{t-1} + b_t is linear in h and the whole sequence is computed at
+once by a parallel scan (scan.py). Everything else is nanoGPT: pre-norm blocks, a GELU MLP, tied embeddings.
+
+Two modes, always chosen explicitly:
+- parallel: forward(idx, targets) for training and evaluation; prefill(idx, state) to process a prompt and
+  return the state it ends in.
+- recurrent: step(idx_t, state) consumes one token. minGRU/minLSTM carry a constant-size state (each layer's
+  hidden vector, plus the conv's last k-1 inputs); the GPT carries its KV cache (cache.py).
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from cache import make_cache
+from scan import scan
+
+MIXERS = ("attn", "mingru", "minlstm")
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (PyTorch's has no bias=False before 2.1)."""
+
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalConv(nn.Module):
+    """Depthwise causal conv over time. Its recurrent state is the last k-1 inputs, (B, k-1, C)."""
+
+    def __init__(self, n_embd, kernel, bias):
+        super().__init__()
+        self.conv = nn.Conv1d(n_embd, n_embd, kernel, groups=n_embd, bias=bias)
+
+    def forward(self, x, tail=None):
+        # x: (B, T, C); tail: (B, k-1, C) inputs before x, zeros at the start of a sequence
+        k = self.conv.kernel_size[0]
+        if tail is None:
+            tail = x.new_zeros(x.size(0), k - 1, x.size(2))
+        xp = torch.cat([tail, x], dim=1)  # (B, k-1+T, C)
+        y = self.conv(xp.transpose(1, 2)).transpose(1, 2)  # (B, T, C): output t sees inputs t-k+1..t
+        return y, xp[:, xp.size(1) - (k - 1):]
+
+
+def g(x):
+    # Appendix B: g keeps the candidate state positive, so that h can live in log space.
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x):
+    # log(g(x)), computed without forming g(x): log(x + 0.5) for x >= 0, log(sigmoid(x)) = -softplus(-x) below.
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+class MinGRU(nn.Module):
+    """Section 3.1: z_t = sigmoid(Linear(x_t)), h~_t = g(Linear(x_t)), h_t = (1 - z_t) * h_{t-1} + z_t * h~_t."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.hidden = config.hidden
+        self.c_fc = nn.Linear(config.n_embd, 2 * self.hidden, bias=config.bias)  # gate and candidate, from x only
+        self.c_proj = nn.Linear(self.hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, h0=None):
+        # parallel: x (B, T, C), h0 (B, H) or None for zeros -> y (B, T, C), h_T (B, H)
+        k, pre_h = self.c_fc(x).chunk(2, dim=-1)
+        log_z = -F.softplus(-k)  # log(sigmoid(k))
+        log_a = -F.softplus(k)  # log(1 - sigmoid(k))
+        h = scan(log_a, log_z + log_g(pre_h), h0)  # (B, T, H), float32 even under autocast
+        return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]
+
+    def step(self, x, h):
+        # recurrent: x (B, C), h (B, H), the sequential form of Section 3.1
+        k, pre_h = self.c_fc(x).chunk(2, dim=-1)
+        z = torch.sigmoid(k)
+        h = (1 - z) * h + z * g(pre_h)
+        return self.dropout(self.c_proj(h.to(x.dtype))), h
+
+
+class MinLSTM(nn.Module):
+    """Section 3.2: f_t, i_t = sigmoid(Linear(x_t)), h~_t = g(Linear(x_t)), normalised to f' = f / (f + i) and
+    i' = i / (f + i) (Section 3.2.3, time-independent scale), h_t = f'_t * h_{t-1} + i'_t * h~_t."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.hidden = config.hidden
+        self.c_fc = nn.Linear(config.n_embd, 3 * self.hidden, bias=config.bias)
+        self.c_proj = nn.Linear(self.hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, h0=None):
+        f, i, pre_h = self.c_fc(x).chunk(3, dim=-1)
+        # log f' = -softplus(log i - log f) and log i' = -softplus(log f - log i), with log sigmoid(u) = -softplus(-u)
+        diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
+        log_f, log_i = -F.softplus(diff), -F.softplus(-diff)
+        # the carried state enters the scan as is: g() applies to candidates only, never to h_{t-1}
+        h = scan(log_f, log_i + log_g(pre_h), h0)
+        return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]
+
+    def step(self, x, h):
+        f, i, pre_h = self.c_fc(x).chunk(3, dim=-1)
+        f, i = torch.sigmoid(f), torch.sigmoid(i)
+        h = f / (f + i) * h + i / (f + i) * g(pre_h)
+        return self.dropout(self.c_proj(h.to(x.dtype))), h
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.n_head, self.n_embd = config.n_head, config.n_embd
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
+
+    def forward(self, x, cache=None, pos=None):
+        # x (B, T, C). Training: cache is None. Inference: cache is a LayerKV and pos (T,) the tokens' positions.
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=True)
+        else:
+            # explicit softmax: the cache policies (H2O, TOVA) read the attention weights
+            k, v, kpos = cache.append(k, v, pos)  # (B, nh, L, hs), (B, nh, L) with L = cached + T
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, L)
+            visible = kpos.unsqueeze(2) <= pos.view(1, 1, T, 1)  # causal by position, not by index
+            att = F.softmax(att.masked_fill(~visible, float("-inf")), dim=-1)
+            y = self.attn_dropout(att) @ v  # (B, nh, T, hs)
+            cache.evict(att)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """norm -> (conv) -> mixer -> residual, then norm -> MLP -> residual."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.mixer_name = config.mixer
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.conv = CausalConv(config.n_embd, config.conv, config.bias) if config.conv else None
+        self.mixer = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM}[config.mixer](config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, state=None, pos=None):
+        # parallel over x (B, T, C). state None: training (no state in or out); else this layer's state dict.
+        u = self.ln_1(x)
+        if self.conv is not None:
+            u, tail = self.conv(u, None if state is None else state["conv"])
+        if self.mixer_name == "attn":
+            y = self.mixer(u, None if state is None else state["kv"], pos)
+        else:
+            y, h = self.mixer(u, None if state is None else state["h"])
+        if state is not None:
+            state = dict(state)
+            if self.conv is not None:
+                state["conv"] = tail
+            if self.mixer_name != "attn":
+                state["h"] = h
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), state
+
+    def step(self, x, state, pos):
+        # recurrent: one token x (B, C). The RNNs use their sequential form; attention attends to its cache.
+        if self.mixer_name == "attn":
+            x, state = self.forward(x.unsqueeze(1), state, pos)
+            return x.squeeze(1), state
+        state = dict(state)
+        u = self.ln_1(x)
+        if self.conv is not None:
+            u, state["conv"] = self.conv(u.unsqueeze(1), state["conv"])
+            u = u.squeeze(1)
+        y, state["h"] = self.mixer.step(u, state["h"])
+        x = x + y
+        return x + self.mlp(self.ln_2(x)), state
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257, padded up to a multiple of 64 for efficiency
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # bias in Linears and LayerNorms, as GPT-2; False is a bit better and faster
+    mixer: str = "attn"  # "attn" | "mingru" | "minlstm"
+    expansion: float = 1.0  # the paper's alpha: RNN hidden width = expansion * n_embd
+    conv: int = 0  # kernel size of a causal depthwise conv before the mixer; 0 = off
+
+    def __post_init__(self):
+        if self.mixer not in MIXERS:
+            raise ValueError(f"unknown mixer {self.mixer!r}; choose one of {', '.join(MIXERS)}")
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.conv < 0:
+            raise ValueError(f"conv is a kernel size: 0 (off) or >= 1 (got {self.conv})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
+        if self.mixer == "attn" and self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) for attention")
+        if self.mixer != "attn" and self.hidden < 1:
+            raise ValueError(f"expansion * n_embd must be >= 1 (got expansion={self.expansion})")
+
+    @property
+    def hidden(self):
+        return int(round(self.expansion * self.n_embd))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        if config.mixer == "attn":
+            # learned absolute positions; the RNNs need none, which is what lets them run past block_size
+            self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as nanoGPT
+        self.apply(self._init_weights)
+        for pn, p in self.named_parameters():
+            if pn.endswith("c_proj.weight"):  # scaled init of the residual projections, per GPT-2
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        print(f"number of parameters: {self.get_num_params() / 1e6:.2f}M")
+
+    def get_num_params(self, non_embedding=True):
+        """Parameter count. As nanoGPT, position embeddings are subtracted; token embeddings count via lm_head."""
+        n_params = sum(p.numel() for p in self.parameters())
+        if non_embedding and self.config.mixer == "attn":
+            n_params -= self.transformer.wpe.weight.numel()
+        return n_params
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def _embed(self, idx, pos0):
+        # idx (B, T) of tokens at positions pos0 .. pos0+T-1 -> x (B, T, C), pos (T,)
+        T = idx.size(1)
+        pos = torch.arange(pos0, pos0 + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.wte(idx)
+        if self.config.mixer == "attn":
+            if pos0 + T > self.config.block_size:
+                raise ValueError(f"the GPT has learned positions for {self.config.block_size} tokens (block_size) "
+                                 f"and cannot process position {pos0 + T - 1}; shorten the input, or use an RNN "
+                                 f"mixer (mingru, minlstm), which has no such limit")
+            x = x + self.transformer.wpe(pos)
+        return self.transformer.drop(x), pos
+
+    def forward(self, idx, targets=None):
+        """Parallel path. idx (B, T) -> logits (B, T, V) and the loss with targets, else (B, 1, V) and None."""
+        x, _ = self._embed(idx, 0)
+        for block in self.transformer.h:
+            x, _ = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+            return logits, loss
+        return self.lm_head(x[:, [-1], :]), None  # inference: only the last position is needed
+
+    def init_state(self, batch_size, **cache_options):
+        """The recurrent state before any token: per layer, h = 0 (RNNs) or an empty KV cache (attn)."""
+        c, p = self.config, self.lm_head.weight
+        if c.mixer == "attn":
+            caches = make_cache(c.n_layer, **cache_options)
+            layers = [{"kv": kv} for kv in caches]
+        else:
+            if cache_options:
+                raise ValueError(f"cache options ({', '.join(cache_options)}) apply to the GPT's KV cache only; "
+                                 f"a {c.mixer} model keeps a fixed-size state, so drop them")
+            layers = [{"h": torch.zeros(batch_size, c.hidden, device=p.device, dtype=p.dtype)}
+                      for _ in range(c.n_layer)]
+        if c.conv:
+            for layer in layers:
+                layer["conv"] = torch.zeros(batch_size, c.conv - 1, c.n_embd, device=p.device, dtype=p.dtype)
+        return {"pos": 0, "layers": layers}
+
+    def prefill(self, idx, state):
+        """Parallel path from a state: idx (B, T) -> logits (B, T, V) and the state after the last token."""
+        x, pos = self._embed(idx, state["pos"])
+        layers = []
+        for block, layer in zip(self.transformer.h, state["layers"]):
+            x, layer = block(x, layer, pos)
+            layers.append(layer)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        return logits, {"pos": state["pos"] + idx.size(1), "layers": layers}
+
+    def step(self, idx_t, state):
+        """Recurrent path: one token per sequence, idx_t (B,) -> logits (B, V) and the next state."""
+        x, pos = self._embed(idx_t.unsqueeze(1), state["pos"])
+        x = x.squeeze(1)
+        layers = []
+        for block, layer in zip(self.transformer.h, state["layers"]):
+            x, layer = block.step(x, layer, pos)
+            layers.append(layer)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        return logits, {"pos": state["pos"] + 1, "layers": layers}
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
+                 **cache_options):
+        """Prefill the prompt idx (B, T) in parallel, then sample max_new_tokens one step at a time."""
+        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, top_p, generator,
+                                             **cache_options)], dim=1)
+
+    @torch.no_grad()
+    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
+               **cache_options):
+        """Like generate, but yields each new token (B, 1) as soon as it is sampled."""
+        if idx.size(1) < 1:
+            raise ValueError("generation needs a prompt of at least one token")
+        total = idx.size(1) + max_new_tokens
+        if self.config.mixer == "attn" and total > self.config.block_size:
+            raise ValueError(f"the GPT can hold at most block_size={self.config.block_size} tokens (its positions "
+                             f"are learned), but prompt + max_new_tokens = {total}; ask for fewer tokens")
+        logits, state = self.prefill(idx, self.init_state(idx.size(0), **cache_options))
+        logits = logits[:, -1]
+        for i in range(max_new_tokens):
+            idx_next = sample_logits(logits, temperature, top_k, top_p, generator)  # (B, 1)
+            yield idx_next
+            if i + 1 < max_new_tokens:
+                logits, state = self.step(idx_next.squeeze(1), state)
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        # matrices and embeddings decay; biases and norm gains don't
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        fused = device_type == "cuda"  # the fused kernel is CUDA-only
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+
+    def flops_per_token(self, T=None):
+        """Training FLOPs per token (forward + backward), PaLM appendix B style: 6N plus the mixer's own work."""
+        c = self.config
+        T = T or c.block_size
+        if c.mixer == "attn":
+            mixer = 12 * c.n_layer * c.n_embd * T  # attention scores and weighted sum
+        else:
+            mixer = 3 * 10 * c.n_layer * c.hidden  # a handful of elementwise ops per hidden unit, fwd + bwd
+        return 6 * self.get_num_params() + mixer
+
+    def estimate_mfu(self, fwdbwd_per_iter, dt, peak_flops=None):
+        """Model FLOPs utilisation as a fraction of peak; None where the peak is unknown (CPUs, unlisted GPUs)."""
+        if peak_flops is None:
+            peak_flops = _cuda_peak_bf16_flops(self.lm_head.weight.device)
+        if peak_flops is None or dt <= 0:
+            return None
+        flops = self.flops_per_token() * self.config.block_size * fwdbwd_per_iter
+        return flops / dt / peak_flops
+
+
+def _cuda_peak_bf16_flops(device):
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L4", 121e12), ("A10", 125e12)):
+        if key in name:
+            return peak
+    return None
+
+
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """Draw one token per row from logits (B, V) -> (B, 1). temperature 0 is greedy."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+        logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        # nucleus: keep the smallest set of tokens whose probability reaches top_p (the top token always stays)
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cum = F.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        drop = cum - F.softmax(sorted_logits, dim=-1) >= top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def state_nbytes(state):
+    """Bytes held by a recurrent state: the hidden vectors and conv tails, or the KV cache's tensors."""
+    total = 0
+    for layer in state["layers"]:
+        for key, value in layer.items():
+            tensors = value.tensors() if key == "kv" else [value]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+    return total

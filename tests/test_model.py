@@ -1,0 +1,182 @@
+"""The model's parallel path against its recurrent path, causality, and a few optimisation steps."""
+import pytest
+import torch
+
+from model import GPT, MIXERS, GPTConfig, sample_logits, state_nbytes
+
+VOCAB, BLOCK = 11, 24
+CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
+
+
+def tiny(mixer, conv=0, **kw):
+    torch.manual_seed(0)
+    cfg = dict(block_size=BLOCK, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=True,
+               mixer=mixer, conv=conv, expansion=1.5)
+    cfg.update(kw)
+    return GPT(GPTConfig(**cfg)).double().eval()
+
+
+def tokens(B, T, seed=1):
+    return torch.randint(0, VOCAB, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def parallel_logits(model, idx):
+    logits, _ = model(idx, targets=torch.zeros_like(idx))
+    return logits
+
+
+def stepped_logits(model, idx, state=None):
+    state = model.init_state(idx.size(0)) if state is None else state
+    out = []
+    for t in range(idx.size(1)):
+        logits, state = model.step(idx[:, t], state)
+        out.append(logits)
+    return torch.stack(out, dim=1), state
+
+
+def assert_states_equal(a, b):
+    assert a["pos"] == b["pos"]
+    for la, lb in zip(a["layers"], b["layers"]):
+        assert la.keys() == lb.keys()
+        for key in la:
+            if key == "kv":
+                torch.testing.assert_close(la[key].k, lb[key].k, rtol=1e-10, atol=1e-10)
+                torch.testing.assert_close(la[key].v, lb[key].v, rtol=1e-10, atol=1e-10)
+                assert torch.equal(la[key].pos, lb[key].pos)
+            else:
+                torch.testing.assert_close(la[key], lb[key], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mixer,conv", CASES)
+def test_parallel_matches_step_by_step(mixer, conv):
+    model = tiny(mixer, conv)
+    idx = tokens(3, 19)
+    stepped, _ = stepped_logits(model, idx)
+    torch.testing.assert_close(parallel_logits(model, idx), stepped, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mixer,conv", CASES)
+def test_prompt_then_step_at_every_split(mixer, conv):
+    model = tiny(mixer, conv)
+    idx = tokens(2, 13)
+    full = parallel_logits(model, idx)
+    for split in range(1, idx.size(1)):
+        logits, state = model.prefill(idx[:, :split], model.init_state(2))
+        torch.testing.assert_close(logits, full[:, :split], rtol=1e-10, atol=1e-10)
+        rest, _ = stepped_logits(model, idx[:, split:], state)
+        torch.testing.assert_close(rest, full[:, split:], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mixer,conv", CASES)
+def test_two_chunks_with_carried_state_match_one_pass(mixer, conv):
+    model = tiny(mixer, conv)
+    idx = tokens(2, 21)
+    one, state_one = model.prefill(idx, model.init_state(2))
+    a, state = model.prefill(idx[:, :8], model.init_state(2))
+    b, state_two = model.prefill(idx[:, 8:], state)
+    torch.testing.assert_close(torch.cat([a, b], dim=1), one, rtol=1e-10, atol=1e-10)
+    assert_states_equal(state_two, state_one)
+    # and the stepped state after the same tokens is the same state
+    _, state_step = stepped_logits(model, idx)
+    assert_states_equal(state_step, state_one)
+
+
+@pytest.mark.parametrize("mixer,conv", CASES)
+def test_causality(mixer, conv):
+    model = tiny(mixer, conv)
+    idx = tokens(1, 17)
+    base = parallel_logits(model, idx)
+    for j in (0, 5, 16):
+        changed = idx.clone()
+        changed[0, j] = (changed[0, j] + 1) % VOCAB
+        out = parallel_logits(model, changed)
+        torch.testing.assert_close(out[:, :j], base[:, :j], rtol=0, atol=0)
+        assert not torch.allclose(out[:, j], base[:, j])  # the change is seen from its own position on
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_a_few_steps_reduce_the_loss(mixer):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=32, mixer=mixer, conv=2))
+    opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.99), "cpu")
+    data = tokens(8, 17, seed=3)
+    x, y = data[:, :-1], data[:, 1:]
+    losses = []
+    for _ in range(40):
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_forward_without_targets_returns_last_position_only():
+    model = tiny("mingru")
+    idx = tokens(2, 9)
+    logits, loss = model(idx)
+    assert loss is None and logits.shape == (2, 1, VOCAB)
+    torch.testing.assert_close(logits[:, 0], parallel_logits(model, idx)[:, -1])
+
+
+@pytest.mark.parametrize("mixer", ["mingru", "minlstm"])
+def test_rnn_state_is_constant_size_and_runs_past_block_size(mixer):
+    model = tiny(mixer, conv=3)
+    state = model.init_state(2)
+    size = state_nbytes(state)
+    idx = tokens(2, BLOCK)
+    _, state = model.prefill(idx, state)
+    for t in range(2 * BLOCK):
+        logits, state = model.step(idx[:, t % BLOCK], state)
+        assert state_nbytes(state) == size
+    assert torch.isfinite(logits).all() and state["pos"] == 3 * BLOCK
+    out = model.generate(idx[:, :3], max_new_tokens=2 * BLOCK)
+    assert out.shape == (2, 3 + 2 * BLOCK)
+
+
+def test_gpt_refuses_to_go_past_block_size():
+    model = tiny("attn")
+    with pytest.raises(ValueError, match="block_size"):
+        model.generate(tokens(1, 4), max_new_tokens=BLOCK)
+    with pytest.raises(ValueError, match="block_size"):
+        model(tokens(1, BLOCK + 1))
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_generate_equals_sampling_from_full_forward_passes(mixer):
+    model = tiny(mixer, conv=2)
+    prompt = tokens(2, 5)
+    out = model.generate(prompt, max_new_tokens=10, top_k=5, generator=torch.Generator().manual_seed(7))
+    gen, idx = torch.Generator().manual_seed(7), prompt
+    for _ in range(10):
+        logits, _ = model(idx)
+        idx = torch.cat([idx, sample_logits(logits[:, -1], 1.0, 5, None, gen)], dim=1)
+    assert torch.equal(out, idx)
+
+
+def test_cache_options_are_for_the_gpt_only():
+    with pytest.raises(ValueError, match="KV cache only"):
+        tiny("mingru").init_state(1, policy="window", size=4)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(mixer="lstm"), "unknown mixer"),
+    (dict(n_embd=30, n_head=4), "divisible"),
+    (dict(block_size=0), "block_size"),
+    (dict(conv=-1), "conv"),
+])
+def test_config_errors_name_the_problem(bad, match):
+    cfg = dict(block_size=8, vocab_size=VOCAB, n_layer=1, n_head=2, n_embd=16)
+    cfg.update(bad)
+    with pytest.raises(ValueError, match=match):
+        GPTConfig(**cfg)
+
+
+def test_sample_logits_greedy_top_k_and_top_p():
+    logits = torch.tensor([[0.0, 3.0, 1.0, 2.9]])
+    assert sample_logits(logits, temperature=0).item() == 1
+    gen = torch.Generator().manual_seed(0)
+    draws = {sample_logits(logits, top_k=2, generator=gen).item() for _ in range(200)}
+    assert draws == {1, 3}
+    draws = {sample_logits(logits, top_k=100, top_p=0.01, generator=gen).item() for _ in range(50)}
+    assert draws == {1}
