@@ -339,13 +339,14 @@ class GPT(nn.Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
                  **cache_options):
         """Prefill the prompt idx (B, T) in parallel, then sample max_new_tokens one step at a time."""
-        return torch.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, top_p, generator,
-                                             **cache_options)], dim=1)
+        new = [t for t, _ in self.stream(idx, max_new_tokens, temperature, top_k, top_p, generator, **cache_options)]
+        return torch.cat([idx, *new], dim=1)
 
     @torch.no_grad()
     def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
                **cache_options):
-        """Like generate, but yields each new token (B, 1) as soon as it is sampled."""
+        """Like generate, but yields each new token (B, 1) as soon as it is sampled, with the state that produced it
+        (the prompt and the tokens before it: the state stays as large as this for the RNNs at every step)."""
         if idx.size(1) < 1:
             raise ValueError("generation needs a prompt of at least one token")
         total = idx.size(1) + max_new_tokens
@@ -356,7 +357,7 @@ class GPT(nn.Module):
         logits = logits[:, -1]
         for i in range(max_new_tokens):
             idx_next = sample_logits(logits, temperature, top_k, top_p, generator)  # (B, 1)
-            yield idx_next
+            yield idx_next, state
             if i + 1 < max_new_tokens:
                 logits, state = self.step(idx_next.squeeze(1), state)
 
