@@ -159,7 +159,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """norm -> (conv) -> mixer -> residual, then norm -> MLP -> residual."""
+    """norm -> (conv) -> mixer -> residual, then norm -> MLP -> residual (unless config.mlp is False)."""
 
     def __init__(self, config):
         super().__init__()
@@ -167,8 +167,8 @@ class Block(nn.Module):
         self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
         self.conv = CausalConv(config.n_embd, config.conv, config.bias) if config.conv else None
         self.mixer = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM}[config.mixer](config)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias) if config.mlp else None
+        self.mlp = MLP(config) if config.mlp else None
 
     def forward(self, x, state=None, pos=None):
         # parallel over x (B, T, C). state None: training (no state in or out); else this layer's state dict.
@@ -185,8 +185,10 @@ class Block(nn.Module):
                 state["conv"] = tail
             if self.mixer_name != "attn":
                 state["h"] = h
-        x = x + y
-        return x + self.mlp(self.ln_2(x)), state
+        return self._mlp(x + y), state
+
+    def _mlp(self, x):
+        return x if self.mlp is None else x + self.mlp(self.ln_2(x))
 
     def step(self, x, state, pos):
         # recurrent: one token x (B, C). The RNNs use their sequential form; attention attends to its cache.
@@ -199,8 +201,7 @@ class Block(nn.Module):
             u, state["conv"] = self.conv(u.unsqueeze(1), state["conv"])
             u = u.squeeze(1)
         y, state["h"] = self.mixer.step(u, state["h"])
-        x = x + y
-        return x + self.mlp(self.ln_2(x)), state
+        return self._mlp(x + y), state
 
 
 @dataclass
@@ -215,6 +216,7 @@ class GPTConfig:
     mixer: str = "attn"  # "attn" | "mingru" | "minlstm"
     expansion: float = 1.0  # the paper's alpha: RNN hidden width = expansion * n_embd
     conv: int = 0  # kernel size of a causal depthwise conv before the mixer; 0 = off
+    mlp: bool = True  # False drops each block's MLP, as the paper's selective-copying models (Section 4.1)
 
     def __post_init__(self):
         if self.mixer not in MIXERS:
@@ -345,8 +347,8 @@ class GPT(nn.Module):
     @torch.no_grad()
     def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
                **cache_options):
-        """Like generate, but yields each new token (B, 1) as soon as it is sampled, with the state that produced it
-        (the prompt and the tokens before it: the state stays as large as this for the RNNs at every step)."""
+        """Like generate, but yields each new token (B, 1) as soon as it is sampled, together with the state it was
+        sampled from (the state after the prompt and the tokens before it)."""
         if idx.size(1) < 1:
             raise ValueError("generation needs a prompt of at least one token")
         total = idx.size(1) + max_new_tokens

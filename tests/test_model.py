@@ -180,3 +180,11 @@ def test_sample_logits_greedy_top_k_and_top_p():
     assert draws == {1, 3}
     draws = {sample_logits(logits, top_k=100, top_p=0.01, generator=gen).item() for _ in range(50)}
     assert draws == {1}
+
+
+def test_blocks_without_mlp_still_match_step_by_step():
+    model = tiny("minlstm", mlp=False)
+    assert not any("mlp" in name for name, _ in model.named_parameters())
+    idx = tokens(2, 9)
+    stepped, _ = stepped_logits(model, idx)
+    torch.testing.assert_close(parallel_logits(model, idx), stepped, rtol=1e-10, atol=1e-10)
