@@ -1,0 +1,141 @@
+"""
+The linear recurrence h_t = a_t * h_{t-1} + b_t over a whole sequence at once.
+
+minGRU and minLSTM compute their gates from the input alone, so a_t and b_t are known for every t before the
+recurrence runs and h can be computed in parallel over time. Inputs come in log space, log_a and log_b of shape
+(B, T, D), because that is how the models produce them (Feng et al. 2024, Appendix B); h0 is a (B, D) state in
+linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
+
+- reference:   a plain loop in float64. Slow; the ground truth the tests compare everything with.
+- log:         Heinsen's log-space scan (arXiv 2311.06281): one cumsum and one logcumsumexp. Short and parallel,
+               but it subtracts the running sum of log_a, a large number at long T, so float32 accuracy decays with
+               length; and PyTorch's logcumsumexp is slow on CPU, its backward above all.
+- chunked_log: the same log-space scan inside chunks of 64 steps, all chunks at once, then the chunks' end states
+               joined by a second log-space scan in float64 over T/64 summaries. All big parallel ops, which is
+               what a GPU favours, and accurate at any length. The default on CUDA.
+- chunked:     linear space with its own backward. Chunks of ~sqrt(T) steps are scanned side by side, then the
+               state is carried across chunks: about 2*sqrt(T) small sequential steps instead of T. The gradient is
+               the same recurrence run in reverse, so backward costs one more such scan. The default on CPU.
+
+Every backend computes in float32 (float64 inputs stay float64), with autocast off, so bf16/fp16 training never
+runs the recurrence in low precision. The linear-space backend exponentiates log_b: an h that overflows float32
+there overflows the true result as well.
+"""
+import math
+
+import torch
+from torch.nn import functional as F
+
+BACKENDS = ("reference", "log", "chunked_log", "chunked")
+
+
+def scan_reference(log_a, log_b, h0=None):
+    """The recurrence as written, one step at a time, in float64."""
+    a, b = log_a.double().exp(), log_b.double().exp()
+    h = a.new_zeros(a.size(0), a.size(2)) if h0 is None else h0.double()
+    out = []
+    for t in range(a.size(1)):
+        h = a[:, t] * h + b[:, t]
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+def scan_log(log_a, log_b, h0=None):
+    """Heinsen's scan: log h_t = a*_t + logcumsumexp(log_b - a*)_t, with a*_t = sum_{s<=t} log_a_s."""
+    a_star = torch.cumsum(log_a, dim=1)  # (B, T, D)
+    h = torch.exp(a_star + torch.logcumsumexp(log_b - a_star, dim=1))
+    if h0 is not None:
+        # h0's contribution is linear in h0; adding it in linear space avoids log(0) and its NaN gradient
+        h = h + torch.exp(a_star) * h0.unsqueeze(1)
+    return h
+
+
+def scan_chunked_log(log_a, log_b, h0=None, chunk=64):
+    """Log-space scan within chunks (float32, error bounded by the chunk length), joined in float64."""
+    B, T, D = log_a.shape
+    n = -(-T // chunk)
+    pad = n * chunk - T  # padding goes at the end, where no earlier position can see it
+    la = F.pad(log_a, (0, 0, 0, pad)).view(B, n, chunk, D)
+    lb = F.pad(log_b, (0, 0, 0, pad)).view(B, n, chunk, D)
+    a_star = torch.cumsum(la, dim=2)  # (B, n, chunk, D), from each chunk's start
+    log_h = a_star + torch.logcumsumexp(lb - a_star, dim=2)  # every chunk from a zero state
+    # the state at the end of chunk j: H_j = exp(S_j) * H_{j-1} + h_local_end_j, a scan over n summaries
+    S, log_end = a_star[:, :, -1].double(), log_h[:, :, -1].double()  # (B, n, D)
+    S_star = torch.cumsum(S, dim=1)
+    H = torch.exp(S_star + torch.logcumsumexp(log_end - S_star, dim=1))
+    if h0 is not None:
+        H = H + torch.exp(S_star) * h0.double().unsqueeze(1)
+    carry = torch.cat([H.new_zeros(B, 1, D) if h0 is None else h0.double().unsqueeze(1), H[:, :-1]], dim=1)
+    h = torch.exp(log_h) + torch.exp(a_star) * carry.to(log_h.dtype).unsqueeze(2)
+    return h.reshape(B, n * chunk, D)[:, :T]
+
+
+def _linear_scan(a, b, h0=None, reverse=False):
+    """h_t = a_t * h_{t-1} + b_t in linear space with ~2*sqrt(T) sequential steps. No autograd.
+    reverse=True runs time backwards from a zero state: h_t = a_t * h_{t+1} + b_t (used by the backward pass)."""
+    B, T, D = a.shape
+    C = max(1, math.isqrt(T))  # chunk length
+    n = -(-T // C)
+    pad = n * C - T  # padding goes at the end; forwards nothing sees it, backwards it holds a zero state
+    if pad:
+        a, b = F.pad(a, (0, 0, 0, pad), value=1.0), F.pad(b, (0, 0, 0, pad))
+    a = a.reshape(B, n, C, D)
+    h = b.reshape(B, n, C, D).clone()  # (B, n, C, D)
+    A = a.clone()  # how much of a chunk's incoming state survives to each step (products of a; underflow is fine)
+    steps = range(C - 2, -1, -1) if reverse else range(1, C)
+    for c in steps:  # 1. all chunks side by side, each from a zero state
+        prev = c + 1 if reverse else c - 1
+        h[:, :, c].addcmul_(a[:, :, c], h[:, :, prev])
+        A[:, :, c].mul_(A[:, :, prev])
+    carry = torch.empty_like(h[:, :, 0])  # (B, n, D): the state entering each chunk
+    s = torch.zeros_like(carry[:, 0]) if h0 is None else h0
+    last = 0 if reverse else C - 1  # the chunk's final step, in the direction of travel
+    for j in (range(n - 1, -1, -1) if reverse else range(n)):  # 2. carry the state across chunks
+        carry[:, j] = s
+        s = torch.addcmul(h[:, j, last], A[:, j, last], s)
+    h.addcmul_(A, carry.unsqueeze(2))  # 3. add each chunk's incoming state
+    return h.view(B, n * C, D)[:, :T]
+
+
+class _ChunkedScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, log_a, log_b, h0):
+        a, b = log_a.exp(), log_b.exp()
+        h = _linear_scan(a, b, h0)
+        ctx.save_for_backward(a, b, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h):
+        a, b, h, h0 = ctx.saved_tensors
+        # dL/dh_t collects the future: g_t = grad_t + a_{t+1} * g_{t+1}, the same recurrence run backwards in time
+        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
+        g = _linear_scan(a_next, grad_h, reverse=True)
+        h_prev = torch.cat([torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1), h[:, :-1]], dim=1)
+        grad_h0 = g[:, 0] * a[:, 0] if h0 is not None and ctx.needs_input_grad[2] else None
+        return g * a * h_prev, g * b, grad_h0  # d/dlog_a = g * a * h_{t-1}, d/dlog_b = g * b
+
+
+def scan_chunked(log_a, log_b, h0=None):
+    return _ChunkedScan.apply(log_a, log_b, h0)
+
+
+_IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked}
+
+
+def scan(log_a, log_b, h0=None, backend=None):
+    """h_t = exp(log_a_t) * h_{t-1} + exp(log_b_t) for log_a, log_b (B, T, D) and h0 (B, D) or None (zeros)."""
+    if log_a.dim() != 3 or log_a.shape != log_b.shape:
+        raise ValueError(f"scan needs log_a and log_b of the same shape (B, T, D); got {tuple(log_a.shape)} "
+                         f"and {tuple(log_b.shape)}")
+    if h0 is not None and h0.shape != (log_a.size(0), log_a.size(2)):
+        raise ValueError(f"h0 must have shape (B, D) = {(log_a.size(0), log_a.size(2))}; got {tuple(h0.shape)}")
+    if backend is None:
+        backend = "chunked_log" if log_a.is_cuda else "chunked"
+    if backend not in _IMPLS:
+        raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    dtype = torch.float64 if torch.float64 in (log_a.dtype, log_b.dtype) else torch.float32
+    with torch.autocast(device_type=log_a.device.type, enabled=False):
+        log_a, log_b = log_a.to(dtype), log_b.to(dtype)
+        h0 = None if h0 is None else h0.to(dtype)
+        return _IMPLS[backend](log_a, log_b, h0)
