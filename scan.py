@@ -10,8 +10,8 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
 - log:         Heinsen's log-space scan (arXiv 2311.06281): one cumsum and one logcumsumexp. Short and parallel,
                but it subtracts the running sum of log_a, a large number at long T, so float32 accuracy decays with
                length; and PyTorch's logcumsumexp is slow on CPU, its backward above all.
-- chunked_log: the same log-space scan inside chunks of 64 steps, all chunks at once, then the chunks' end states
-               joined by a second log-space scan in float64 over T/64 summaries. All big parallel ops, which is
+- chunked_log: the same log-space scan inside chunks of 16 steps, all chunks at once, then the chunks' end states
+               joined by a second log-space scan in float64 over T/16 summaries. All big parallel ops, which is
                what a GPU favours, and accurate at any length. The default on CUDA.
 - chunked:     linear space with its own backward. Chunks of ~sqrt(T) steps are scanned side by side, then the
                state is carried across chunks: about 2*sqrt(T) small sequential steps instead of T. The gradient is
@@ -50,7 +50,7 @@ def scan_log(log_a, log_b, h0=None):
     return h
 
 
-def scan_chunked_log(log_a, log_b, h0=None, chunk=64):
+def scan_chunked_log(log_a, log_b, h0=None, chunk=16):
     """Log-space scan within chunks (float32, error bounded by the chunk length), joined in float64."""
     B, T, D = log_a.shape
     n = -(-T // chunk)

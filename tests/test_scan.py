@@ -1,0 +1,90 @@
+"""Every scan backend against the float64 loop: values, gradients (h0's included), precision, edge cases."""
+import pytest
+import torch
+from torch.nn import functional as F
+
+from scan import BACKENDS, scan
+
+FAST = [b for b in BACKENDS if b != "reference"]
+
+
+def gates(B, T, D, dtype=torch.float64, seed=0, extreme=True):
+    """log_a from gate logits ~ N(0, 4^2), with saturated stretches (a ~ 1 and a ~ 0) when extreme."""
+    gen = torch.Generator().manual_seed(seed)
+    k = torch.randn(B, T, D, generator=gen, dtype=dtype) * 4
+    if extreme:
+        k[0, : T // 2] = -30.0  # a = 1 - sigmoid(k) ~ 1: the state is carried almost untouched
+        k[-1, T // 3:] = 30.0  # a ~ 0: the state is forgotten at once
+    log_a = -F.softplus(k)
+    log_b = -F.softplus(-k) + torch.randn(B, T, D, generator=gen, dtype=dtype)
+    return log_a, log_b
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 1000])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_values_and_gradients_match_reference(backend, T, with_h0):
+    B, D = 3, 4
+    log_a, log_b = gates(B, T, D)
+    h0 = torch.rand(B, D, dtype=torch.float64) if with_h0 else None
+    inputs = [log_a.requires_grad_(), log_b.requires_grad_()] + ([h0.requires_grad_()] if with_h0 else [])
+    w = torch.randn(B, T, D, dtype=torch.float64)  # a random linear loss, so every output gets its own weight
+    ref = scan(log_a, log_b, h0, backend="reference")
+    ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
+    out = scan(log_a, log_b, h0, backend=backend)
+    grads = torch.autograd.grad((out * w).sum(), inputs)
+    assert out.dtype == torch.float64 and out.shape == (B, T, D)
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=0)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10 * max(r.abs().max().item(), 1.0))
+
+
+# float32 error with saturated gates: the log-space forms subtract the running sum of log_a (over the whole sequence
+# for `log`, over a 16-step chunk for `chunked_log`); the linear-space scan has no such cancellation.
+@pytest.mark.parametrize("backend,rtol", [("log", 1e-2), ("chunked_log", 3e-5), ("chunked", 1e-6)])
+def test_float32_matches_reference(backend, rtol):
+    log_a, log_b = gates(2, 300, 8)
+    out = scan(log_a.float(), log_b.float(), backend=backend)
+    ref = scan(log_a, log_b, backend="reference")
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), ref, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_zero_h0_gives_finite_gradients_equal_to_no_h0(backend):
+    log_a, log_b = gates(2, 70, 3, dtype=torch.float32)
+    h0 = torch.zeros(2, 3, requires_grad=True)
+    log_a.requires_grad_()
+    out = scan(log_a, log_b, h0, backend=backend)
+    ga, gh0 = torch.autograd.grad(out.sum(), (log_a, h0))
+    assert torch.isfinite(ga).all() and torch.isfinite(gh0).all()
+    torch.testing.assert_close(out, scan(log_a, log_b, backend=backend))
+
+
+def test_default_backend_keeps_float32_accuracy_at_16k():
+    # the plain log scan subtracts a running sum that grows with T; the default must not decay like that
+    log_a, log_b = gates(1, 16384, 4, extreme=False, seed=3)
+    ref = scan(log_a, log_b, backend="reference")
+    out = scan(log_a.float(), log_b.float())
+    assert ((out.double() - ref).abs() / ref.abs()).max().item() <= 1e-5
+    out = scan(log_a.float(), log_b.float(), backend="chunked_log")
+    assert ((out.double() - ref).abs() / ref.abs()).max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_autocast_still_scans_in_float32(backend):
+    log_a, log_b = gates(2, 50, 4, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = scan(log_a.bfloat16(), log_b.bfloat16(), backend=backend)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, scan(log_a.bfloat16().float(), log_b.bfloat16().float(), backend=backend))
+
+
+def test_bad_input_is_a_clear_error():
+    log_a, log_b = gates(2, 5, 3)
+    with pytest.raises(ValueError, match="unknown scan backend"):
+        scan(log_a, log_b, backend="fast")
+    with pytest.raises(ValueError, match="same shape"):
+        scan(log_a, log_b[:, :4])
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        scan(log_a, log_b, torch.zeros(3, 2))
