@@ -70,9 +70,10 @@ def scan_chunked_log(log_a, log_b, h0=None, chunk=16):
     return h.reshape(B, n * chunk, D)[:, :T]
 
 
-def _linear_scan(a, b, h0=None, reverse=False):
+def _linear_scan(a, b, h0=None, reverse=False, consume_a=False):
     """h_t = a_t * h_{t-1} + b_t in linear space with ~2*sqrt(T) sequential steps. No autograd.
-    reverse=True runs time backwards from a zero state: h_t = a_t * h_{t+1} + b_t (used by the backward pass)."""
+    reverse=True runs time backwards from a zero state: h_t = a_t * h_{t+1} + b_t (used by the backward pass).
+    consume_a=True lets the scan overwrite a, saving a copy of the largest tensor."""
     B, T, D = a.shape
     C = max(1, math.isqrt(T))  # chunk length
     n = -(-T // C)
@@ -81,11 +82,11 @@ def _linear_scan(a, b, h0=None, reverse=False):
         a, b = F.pad(a, (0, 0, 0, pad), value=1.0), F.pad(b, (0, 0, 0, pad))
     a = a.reshape(B, n, C, D)
     h = b.reshape(B, n, C, D).clone()  # (B, n, C, D)
-    A = a.clone()  # how much of a chunk's incoming state survives to each step (products of a; underflow is fine)
+    A = a if consume_a else a.clone()  # how much of a chunk's incoming state survives to each step (products of a; underflow is fine)
     steps = range(C - 2, -1, -1) if reverse else range(1, C)
     for c in steps:  # 1. all chunks side by side, each from a zero state
         prev = c + 1 if reverse else c - 1
-        h[:, :, c].addcmul_(a[:, :, c], h[:, :, prev])
+        h[:, :, c].addcmul_(a[:, :, c], h[:, :, prev])  # reads a[c] before A[c] (maybe the same memory) changes
         A[:, :, c].mul_(A[:, :, prev])
     carry = torch.empty_like(h[:, :, 0])  # (B, n, D): the state entering each chunk
     s = torch.zeros_like(carry[:, 0]) if h0 is None else h0
@@ -110,10 +111,12 @@ class _ChunkedScan(torch.autograd.Function):
         a, b, h, h0 = ctx.saved_tensors
         # dL/dh_t collects the future: g_t = grad_t + a_{t+1} * g_{t+1}, the same recurrence run backwards in time
         a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
-        g = _linear_scan(a_next, grad_h, reverse=True)
+        g = _linear_scan(a_next, grad_h, reverse=True, consume_a=True)
         h_prev = torch.cat([torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1), h[:, :-1]], dim=1)
         grad_h0 = g[:, 0] * a[:, 0] if h0 is not None and ctx.needs_input_grad[2] else None
-        return g * a * h_prev, g * b, grad_h0  # d/dlog_a = g * a * h_{t-1}, d/dlog_b = g * b
+        # d/dlog_a = g * a * h_{t-1} and d/dlog_b = g * b, in place on the temporaries: these tensors are large
+        grad_log_a = h_prev.mul_(a).mul_(g)
+        return grad_log_a, g.mul_(b), grad_h0
 
 
 def scan_chunked(log_a, log_b, h0=None):
