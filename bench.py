@@ -84,7 +84,7 @@ def bench_scan(args):
         small = scan_inputs(2, T, 16, dtype=torch.float64, seed=1)
         times = {}
         for backend in backends:
-            def run(backend=backend):
+            def run(backend=backend, log_a=log_a, log_b=log_b):
                 h = scan(log_a, log_b, backend=backend)
                 torch.autograd.grad(h.sum(), (log_a, log_b))
             times[backend] = median_time(run, repeats=3 if args.quick else 5)

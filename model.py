@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.nn import functional as F
 
 from cache import make_cache
@@ -235,19 +235,19 @@ class GPTConfig:
 
     @property
     def hidden(self):
-        return int(round(self.expansion * self.n_embd))
+        return round(self.expansion * self.n_embd)
 
 
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=LayerNorm(config.n_embd, bias=config.bias),
-        ))
+        self.transformer = nn.ModuleDict({
+            "wte": nn.Embedding(config.vocab_size, config.n_embd),
+            "drop": nn.Dropout(config.dropout),
+            "h": nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            "ln_f": LayerNorm(config.n_embd, bias=config.bias),
+        })
         if config.mixer == "attn":
             # learned absolute positions; the RNNs need none, which is what lets them run past block_size
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)

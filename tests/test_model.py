@@ -10,8 +10,8 @@ CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
 
 def tiny(mixer, conv=0, **kw):
     torch.manual_seed(0)
-    cfg = dict(block_size=BLOCK, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=True,
-               mixer=mixer, conv=conv, expansion=1.5)
+    cfg = {"block_size": BLOCK, "vocab_size": VOCAB, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0, "bias": True,
+               "mixer": mixer, "conv": conv, "expansion": 1.5}
     cfg.update(kw)
     return GPT(GPTConfig(**cfg)).double().eval()
 
@@ -160,13 +160,13 @@ def test_cache_options_are_for_the_gpt_only():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(mixer="lstm"), "unknown mixer"),
-    (dict(n_embd=30, n_head=4), "divisible"),
-    (dict(block_size=0), "block_size"),
-    (dict(conv=-1), "conv"),
+    ({"mixer": "lstm"}, "unknown mixer"),
+    ({"n_embd": 30, "n_head": 4}, "divisible"),
+    ({"block_size": 0}, "block_size"),
+    ({"conv": -1}, "conv"),
 ])
 def test_config_errors_name_the_problem(bad, match):
-    cfg = dict(block_size=8, vocab_size=VOCAB, n_layer=1, n_head=2, n_embd=16)
+    cfg = {"block_size": 8, "vocab_size": VOCAB, "n_layer": 1, "n_head": 2, "n_embd": 16}
     cfg.update(bad)
     with pytest.raises(ValueError, match=match):
         GPTConfig(**cfg)

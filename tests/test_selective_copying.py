@@ -16,7 +16,7 @@ def test_batches_hold_the_data_in_order_after_the_markers():
 
 
 def test_accuracy_counts_only_answer_positions():
-    x, y = make_batch(4, 20, 3, generator=torch.Generator().manual_seed(1))
+    _x, y = make_batch(4, 20, 3, generator=torch.Generator().manual_seed(1))
     logits = torch.zeros(4, 23, VOCAB_SIZE)
     logits.scatter_(2, y.clamp(min=0).unsqueeze(-1), 1.0)  # right at every answer, noise elsewhere
     assert answer_accuracy(logits, y) == 1.0
