@@ -1,0 +1,174 @@
+"""
+What train.py, sample.py and the benchmarks share: device and dtype setup, checkpoint I/O, datasets and batches.
+"""
+import importlib.util
+import json
+import os
+import tempfile
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from configurator import ConfigError
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class DataError(ValueError):
+    """A dataset that is missing, truncated or too small; the message says how to fix it."""
+
+
+# ----------------------------------------------------------------------------- device and dtype
+
+def resolve_device(device):
+    """'auto' picks cuda, then mps, then cpu."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    kind = device.split(":")[0]
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here; use --device=cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for, but MPS is not available here; use --device=cpu")
+    return device
+
+
+def autocast_context(device, dtype):
+    """The autocast context for a dtype name: float32 runs as is, bfloat16/float16 under autocast."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    device_type = device.split(":")[0]
+    if dtype == "bfloat16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU has no bfloat16; use --dtype=float16 (with loss scaling) or --dtype=float32")
+    if dtype == "float32":
+        return nullcontext()
+    return torch.autocast(device_type=device_type, dtype=DTYPES[dtype])
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be written or read; the message says which file and why."""
+
+
+def save_checkpoint(path, obj):
+    """Write obj to path atomically: a temp file in the same directory, fsync, then rename over the old file.
+    A crash or a full disk at any point leaves the previous checkpoint as it was."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"could not save checkpoint {path}: {e.strerror or e}; "
+                                  f"the previous checkpoint, if any, is unchanged") from e
+        raise
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by save_checkpoint. weights_only=True: the file can hold tensors and plain
+    containers only, and loading it never runs code from it."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"no checkpoint at {path}; train one first (python train.py ...) or check --out_dir")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200]}); it may be truncated, corrupt or not a "
+                              f"checkpoint of this project") from None
+    if not isinstance(ckpt, dict) or not {"model", "model_args", "iter_num"} <= ckpt.keys():
+        raise CheckpointError(f"{path} loads, but is not a checkpoint of this project "
+                              f"(it lacks the model, model_args and iter_num entries)")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- datasets
+
+def dataset_dir(dataset):
+    return os.path.join(DATA_DIR, dataset)
+
+
+def load_meta(dataset):
+    """The dataset's meta.json (vocab_size, and chars for character-level data), or None for GPT-2 BPE data."""
+    path = os.path.join(dataset_dir(dataset), "meta.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def tokenizer(meta):
+    """encode(str) -> list[int] and decode(list[int]) -> str, from meta (character level) or GPT-2 BPE."""
+    if meta is not None and "chars" in meta:
+        stoi = {ch: i for i, ch in enumerate(meta["chars"])}
+        itos = meta["chars"]
+
+        def encode(s):
+            unknown = sorted(set(s) - stoi.keys())
+            if unknown:
+                raise ValueError(f"the prompt has characters outside the vocabulary: {unknown!r}")
+            return [stoi[c] for c in s]
+
+        return encode, lambda ids: "".join(itos[i] for i in ids)
+    import tiktoken
+    enc = tiktoken.get_encoding("gpt2")
+    return (lambda s: enc.encode(s, allowed_special={"<|endoftext|>"})), enc.decode
+
+
+def prepare_dataset(dataset):
+    """Run data/<dataset>/prepare.py's prepare() when train.bin or val.bin is missing."""
+    directory = dataset_dir(dataset)
+    if all(os.path.exists(os.path.join(directory, f"{s}.bin")) for s in ("train", "val")):
+        return
+    script = os.path.join(directory, "prepare.py")
+    if not os.path.exists(script):
+        known = sorted(d for d in os.listdir(DATA_DIR) if os.path.exists(os.path.join(DATA_DIR, d, "prepare.py")))
+        raise ConfigError(f"unknown dataset {dataset!r}; prepared datasets live in data/<name>/ "
+                         f"(known: {', '.join(known + ['selective_copying'])})")
+    print(f"dataset {dataset!r} is not prepared yet; running data/{dataset}/prepare.py")
+    spec = importlib.util.spec_from_file_location(f"prepare_{dataset}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        module.prepare()
+    except OSError as e:
+        raise DataError(f"could not prepare {dataset!r} ({e}). Without internet, point it at a local copy: "
+                         f"python data/{dataset}/prepare.py --input PATH/TO/input.txt") from None
+
+
+class Batches:
+    """Random (x, y) windows of block_size + 1 tokens from data/<dataset>/{train,val}.bin, as nanoGPT."""
+
+    def __init__(self, dataset, block_size, batch_size, device):
+        self.block_size, self.batch_size, self.device = block_size, batch_size, device
+        self.paths = {s: os.path.join(dataset_dir(dataset), f"{s}.bin") for s in ("train", "val")}
+        for split, path in self.paths.items():
+            size = os.path.getsize(path)
+            if size % 2:
+                raise DataError(f"{path} has an odd size ({size} bytes); uint16 tokens take 2 bytes each, so "
+                                 f"the file is truncated: prepare the dataset again")
+            if size // 2 < block_size + 1:
+                raise DataError(f"{path} holds {size // 2} tokens, fewer than block_size + 1 = {block_size + 1}; "
+                                 f"use a smaller block_size or more data")
+
+    def get(self, split, generator):
+        # a fresh memmap per batch avoids a memory leak, as nanoGPT notes
+        data = np.memmap(self.paths[split], dtype=np.uint16, mode="r")
+        ix = torch.randint(len(data) - self.block_size, (self.batch_size,), generator=generator)
+        x = torch.stack([torch.from_numpy(data[i:i + self.block_size].astype(np.int64)) for i in ix.tolist()])
+        y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + self.block_size].astype(np.int64)) for i in ix.tolist()])
+        if self.device.startswith("cuda"):
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device), y.to(self.device)

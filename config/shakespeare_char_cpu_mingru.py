@@ -1,0 +1,29 @@
+# The CPU recipe: character-level Shakespeare in a few minutes on a laptop CPU, mixer: mingru.
+# python train.py config/shakespeare_char_cpu_mingru.py
+out_dir = "out-shakespeare-char-cpu-mingru"
+eval_interval = 250
+eval_iters = 20
+log_interval = 10
+always_save_checkpoint = False
+
+dataset = "shakespeare_char"
+batch_size = 12
+block_size = 64
+
+n_layer = 4
+n_head = 4
+n_embd = 128
+dropout = 0.0
+mixer = "mingru"
+expansion = 4 / 3  # matches the GPT's 12*C^2 per block: 3*alpha*C^2 (gates, candidate, out) + 8*C^2 (MLP)
+
+learning_rate = 1e-3
+max_iters = 2000
+lr_decay_iters = 2000
+min_lr = 1e-4
+beta2 = 0.99
+warmup_iters = 100
+
+device = "cpu"
+dtype = "float32"
+compile = False

@@ -1,0 +1,46 @@
+"""
+Tiny Shakespeare in GPT-2 BPE tokens (tiktoken): train.bin and val.bin (uint16, 90/10 split). No meta.json: the
+tokenizer is GPT-2's, with vocab_size 50257 (models pad it to 50304).
+
+    python data/shakespeare/prepare.py                  # downloads input.txt
+    python data/shakespeare/prepare.py --input PATH     # or uses a local copy (also: SHAKESPEARE_INPUT=PATH)
+"""
+import argparse
+import importlib.util
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _char_prepare_module():
+    # the download and --input handling are data/shakespeare_char's; load that script rather than repeat it
+    path = os.path.join(HERE, "..", "shakespeare_char", "prepare.py")
+    spec = importlib.util.spec_from_file_location("shakespeare_char_prepare", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prepare(input_path=None, out_dir=HERE):
+    import tiktoken
+    text = _char_prepare_module().read_text(input_path, out_dir)
+    n = len(text)
+    enc = tiktoken.get_encoding("gpt2")
+    for split, part in {"train": text[: int(n * 0.9)], "val": text[int(n * 0.9):]}.items():
+        ids = np.array(enc.encode_ordinary(part), dtype=np.uint16)
+        ids.tofile(os.path.join(out_dir, f"{split}.bin"))
+        print(f"{split}: {len(ids):,} tokens")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help="a local copy of tiny Shakespeare's input.txt (default: download it)")
+    parser.add_argument("--out_dir", default=HERE)
+    args = parser.parse_args()
+    prepare(args.input, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()

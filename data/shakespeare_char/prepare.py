@@ -1,0 +1,60 @@
+"""
+Tiny Shakespeare at the character level: train.bin and val.bin (uint16 token ids, 90/10 split) and meta.json (the
+vocabulary, as JSON).
+
+    python data/shakespeare_char/prepare.py                  # downloads input.txt
+    python data/shakespeare_char/prepare.py --input PATH     # or uses a local copy (also: SHAKESPEARE_INPUT=PATH)
+"""
+import argparse
+import json
+import os
+import shutil
+import urllib.request
+
+import numpy as np
+
+URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_text(input_path=None, out_dir=HERE):
+    """The corpus text: from input_path, $SHAKESPEARE_INPUT, a previous download, or the public address."""
+    input_path = input_path or os.environ.get("SHAKESPEARE_INPUT")
+    local = os.path.join(out_dir, "input.txt")
+    if input_path:
+        if not os.path.exists(input_path):
+            raise FileNotFoundError(f"no input file at {input_path}")
+        if os.path.abspath(input_path) != os.path.abspath(local):
+            shutil.copyfile(input_path, local)
+    elif not os.path.exists(local):
+        print(f"downloading {URL}")
+        urllib.request.urlretrieve(URL, local)
+    with open(local, encoding="utf-8") as f:
+        return f.read()
+
+
+def prepare(input_path=None, out_dir=HERE):
+    text = read_text(input_path, out_dir)
+    chars = sorted(set(text))
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    n = len(text)
+    splits = {"train": text[: int(n * 0.9)], "val": text[int(n * 0.9):]}
+    for split, part in splits.items():
+        ids = np.array([stoi[c] for c in part], dtype=np.uint16)
+        ids.tofile(os.path.join(out_dir, f"{split}.bin"))
+        print(f"{split}: {len(ids):,} tokens")
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+        json.dump({"vocab_size": len(chars), "chars": chars}, f)
+    print(f"vocab size {len(chars)}; wrote train.bin, val.bin and meta.json to {out_dir}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help="a local copy of tiny Shakespeare's input.txt (default: download it)")
+    parser.add_argument("--out_dir", default=HERE)
+    args = parser.parse_args()
+    prepare(args.input, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()

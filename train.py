@@ -1,0 +1,362 @@
+"""
+Train a GPT, minGRU or minLSTM language model. nanoGPT's loop, with checked configs and safe checkpoints.
+
+    python train.py config/shakespeare_char_mingru.py
+    python train.py config/shakespeare_char_gpt.py --device=cpu --max_iters=500 --compile=False
+    torchrun --standalone --nproc_per_node=2 train.py config/...     # DDP: NCCL on GPUs, gloo on CPUs
+
+Every key below (training and model) can be set in the config file or overridden with --key=value.
+"""
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.distributed import destroy_process_group, init_process_group
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from common import (Batches, CheckpointError, DataError, autocast_context, load_checkpoint, load_meta,
+                    prepare_dataset, resolve_device, save_checkpoint)
+from configurator import ConfigError, parse_config
+from model import GPT, GPTConfig
+
+
+@dataclass
+class TrainConfig:
+    # I/O
+    out_dir: str = "out"
+    eval_interval: int = 2000
+    log_interval: int = 1
+    eval_iters: int = 200
+    eval_only: bool = False
+    always_save_checkpoint: bool = True
+    init_from: str = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+    # wandb
+    wandb_log: bool = False
+    wandb_project: str = "minrnn"
+    wandb_run_name: str = "run"
+    # data
+    dataset: str = "shakespeare_char"  # a folder of data/, or 'selective_copying' (generated on the fly)
+    gradient_accumulation_steps: int = 1
+    batch_size: int = 12
+    copy_seq_len: int = 256  # selective copying: context length L (block_size must be >= L + copy_n_data)
+    copy_n_data: int = 8  # selective copying: data tokens to copy
+    # AdamW
+    learning_rate: float = 6e-4
+    max_iters: int = 5000
+    weight_decay: float = 1e-1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    # learning rate schedule: linear warmup, then cosine decay to min_lr
+    decay_lr: bool = True
+    warmup_iters: int = 100
+    lr_decay_iters: int = 5000
+    min_lr: float = 6e-5
+    # system
+    backend: str = "auto"  # DDP backend: auto (nccl on cuda, gloo otherwise), nccl or gloo
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    dtype: str = "auto"  # auto (bfloat16 where supported, else float32), float32, bfloat16 or float16
+    compile: bool = False
+    seed: int = 1337
+
+
+# every model field is a training key too, with GPTConfig's defaults; vocab_size None means "from the dataset"
+Config = dataclasses.make_dataclass(
+    "Config", [(f.name, f.type, f.default) for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"]
+    + [("vocab_size", int | None, None)], bases=(TrainConfig,))
+MODEL_KEYS = [f.name for f in dataclasses.fields(GPTConfig)]
+
+
+def get_lr(it, c):
+    if not c.decay_lr:
+        return c.learning_rate
+    if it < c.warmup_iters:
+        return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
+    if it > c.lr_decay_iters:
+        return c.min_lr
+    ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
+    return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
+
+
+class CopyingBatches:
+    """Selective-copying batches, generated on the fly (data/selective_copying/task.py)."""
+
+    def __init__(self, c, device):
+        from data.selective_copying.task import make_batch
+        if c.block_size < c.copy_seq_len + c.copy_n_data:
+            raise ConfigError(f"selective copying needs block_size >= copy_seq_len + copy_n_data = "
+                              f"{c.copy_seq_len + c.copy_n_data} (got block_size={c.block_size})")
+        self.make = lambda gen: make_batch(c.batch_size, c.copy_seq_len, c.copy_n_data, gen, device)
+
+    def get(self, split, generator):
+        return self.make(generator)
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__)), timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class WandbLogger:
+    """wandb, offline unless a key is configured; any wandb failure turns it off with a warning, never a crash."""
+
+    def __init__(self, c):
+        self.run = None
+        try:
+            import wandb
+            mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+            self.run = wandb.init(project=c.wandb_project, name=c.wandb_run_name, config=dataclasses.asdict(c),
+                                  mode=mode)
+        except Exception as e:
+            print(f"warning: wandb disabled ({type(e).__name__}: {e})")
+
+    def log(self, data):
+        if self.run is not None:
+            try:
+                self.run.log(data)
+            except Exception as e:
+                print(f"warning: wandb logging failed, disabling it ({type(e).__name__}: {e})")
+                self.run = None
+
+    def finish(self):
+        if self.run is not None:
+            try:
+                self.run.finish()
+            except Exception as e:
+                print(f"warning: wandb finish failed ({type(e).__name__}: {e})")
+
+
+class Interrupt:
+    """The first Ctrl-C asks the loop to save and stop at the next iteration boundary; a second one kills."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def close(self):
+        signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: saving a checkpoint at the end of this iteration (Ctrl-C again to quit now)")
+
+
+def train(c):
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    if ddp:
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() else "cpu"
+        backend = c.backend if c.backend != "auto" else ("nccl" if device.startswith("cuda") else "gloo")
+        init_process_group(backend=backend)
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)
+        if c.gradient_accumulation_steps % world:
+            raise ConfigError(f"gradient_accumulation_steps ({c.gradient_accumulation_steps}) must be divisible "
+                              f"by the number of processes ({world})")
+        c.gradient_accumulation_steps //= world
+    else:
+        device, rank, world = resolve_device(c.device), 0, 1
+    master = rank == 0
+    device_type = device.split(":")[0]
+    if c.dtype == "auto":
+        c.dtype = "bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    ctx = autocast_context(device, c.dtype)
+    torch.manual_seed(c.seed + rank)
+    batch_gen = torch.Generator().manual_seed(c.seed + rank)  # its state is checkpointed, for exact resumes
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    if c.dataset == "selective_copying":
+        from data.selective_copying.task import VOCAB_SIZE
+        batches, vocab_size = CopyingBatches(c, device), VOCAB_SIZE
+    else:
+        if master:
+            prepare_dataset(c.dataset)
+        if ddp:
+            torch.distributed.barrier()
+        meta = load_meta(c.dataset)
+        vocab_size = meta["vocab_size"] if meta else 50304  # GPT-2's 50257, padded to a multiple of 64
+        batches = Batches(c.dataset, c.block_size, c.batch_size, device)
+    model_args = {k: getattr(c, k) for k in MODEL_KEYS}
+    model_args["vocab_size"] = c.vocab_size or vocab_size
+    if model_args["vocab_size"] < vocab_size:
+        raise ConfigError(f"vocab_size={model_args['vocab_size']} is smaller than the dataset's {vocab_size}")
+
+    iter_num, best_val_loss, ckpt = 0, 1e9, None
+    ckpt_path = os.path.join(c.out_dir, "ckpt.pt")
+    if c.init_from == "resume":
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        if ckpt["model_args"] != model_args:
+            diff = {k: (ckpt["model_args"].get(k), v) for k, v in model_args.items() if ckpt["model_args"].get(k) != v}
+            raise ConfigError(f"{ckpt_path} was trained with a different model config: " + ", ".join(
+                f"{k}={old!r} there, {new!r} here" for k, (old, new) in diff.items()) + "; drop those overrides")
+        iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+    elif c.init_from != "scratch":
+        raise ConfigError(f"init_from must be 'scratch' or 'resume' (got {c.init_from!r})")
+    try:
+        gpt_config = GPTConfig(**model_args)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    model = GPT(gpt_config).to(device)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    scaler = torch.amp.GradScaler(device_type, enabled=c.dtype == "float16")
+    optimizer = model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device_type)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        batch_gen.set_state(ckpt["rng"]["batches"].cpu())
+        if device_type == "cuda" and "cuda" in ckpt["rng"]:
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu())
+        print(f"resuming from {ckpt_path} at iteration {iter_num}")
+    del ckpt
+    raw_model = model
+    if c.compile:
+        print("compiling the model...")
+        model = torch.compile(model)
+    if ddp:
+        model = DDP(model, device_ids=[int(device.split(":")[1])] if device_type == "cuda" else None)
+
+    def save(reason):
+        rng = {"torch": torch.get_rng_state(), "batches": batch_gen.get_state()}
+        if device_type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state()
+        save_checkpoint(ckpt_path, {
+            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "model_args": model_args, "config": dataclasses.asdict(c), "iter_num": iter_num,
+            "best_val_loss": best_val_loss, "dataset": c.dataset, "rng": rng,
+        })
+        log(f"saved checkpoint to {ckpt_path} ({reason})")
+
+    @torch.no_grad()
+    def evaluate():
+        model.eval()
+        eval_gen = torch.Generator().manual_seed(c.seed + 10_000)  # the same eval batches every time
+        out = {}
+        for split in ("train", "val"):
+            losses, accs = torch.zeros(c.eval_iters), torch.zeros(c.eval_iters)
+            for k in range(c.eval_iters):
+                x, y = batches.get(split, eval_gen)
+                with ctx:
+                    logits, loss = raw_model(x, y)
+                losses[k] = loss.item()
+                if c.dataset == "selective_copying":
+                    from data.selective_copying.task import answer_accuracy
+                    accs[k] = answer_accuracy(logits, y)
+            out[split] = losses.mean().item()
+            if c.dataset == "selective_copying":
+                out[f"{split}_acc"] = accs.mean().item()
+        model.train()
+        return out
+
+    interactive = master and sys.stdout.isatty() and not os.environ.get("CI")
+    bar = tqdm(total=c.max_iters, initial=iter_num, disable=not interactive, dynamic_ncols=True, desc="train")
+    log = bar.write if interactive else print
+    wandb = WandbLogger(c) if c.wandb_log and master else None
+    interrupt = Interrupt()
+    if master:
+        log(f"config: {dataclasses.asdict(c)}")
+        log(f"torch {torch.__version__}, git commit {git_commit()}, device {device}, dtype {c.dtype}, "
+            f"world size {world}")
+    start_iter = iter_num
+    tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
+    t0, running_mfu, last_loss = time.time(), -1.0, None
+    while True:
+        lr = get_lr(iter_num, c)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
+            res = evaluate()
+            acc = f", val acc {res['val_acc']:.4f}" if "val_acc" in res else ""
+            log(f"step {iter_num}: train loss {res['train']:.4f}, val loss {res['val']:.4f}{acc}")
+            if wandb:
+                wandb.log({"iter": iter_num, "train/loss": res["train"], "val/loss": res["val"], "lr": lr,
+                           **({"mfu": running_mfu * 100} if running_mfu >= 0 else {})})
+            if not math.isfinite(res["val"]):
+                raise FloatingPointError(f"val loss is {res['val']} at iteration {iter_num}")
+            if res["val"] < best_val_loss or c.always_save_checkpoint:
+                best_val_loss = min(best_val_loss, res["val"])
+                if iter_num > start_iter:  # a checkpoint of what is already on disk would be a waste
+                    save(f"iteration {iter_num}")
+        if c.eval_only or iter_num >= c.max_iters:
+            break
+        stop = torch.tensor(float(interrupt.requested), device=device)
+        if ddp:
+            torch.distributed.all_reduce(stop)  # every rank stops at the same iteration
+        if stop.item():
+            if master:
+                save(f"interrupted at iteration {iter_num}")
+            break
+
+        for micro_step in range(c.gradient_accumulation_steps):
+            x, y = batches.get("train", batch_gen)
+            if ddp:  # sync gradients on the last micro step only
+                model.require_backward_grad_sync = micro_step == c.gradient_accumulation_steps - 1
+            with ctx:
+                _, loss = model(x, y)
+                loss = loss / c.gradient_accumulation_steps
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the training loss is {loss.item() * c.gradient_accumulation_steps} at "
+                                         f"iteration {iter_num}; lower learning_rate or use dtype=float32. The "
+                                         f"checkpoint in {c.out_dir} (if any) is the last good one")
+            scaler.scale(loss).backward()
+        if c.grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+        t1 = time.time()
+        dt, t0 = t1 - t0, t1
+        iter_num += 1
+        bar.update(1)
+        if iter_num % c.log_interval == 0 and master:
+            last_loss = loss.item() * c.gradient_accumulation_steps
+            mfu = raw_model.estimate_mfu(c.batch_size * c.gradient_accumulation_steps, dt)
+            if mfu is not None:
+                running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+            stats = {"loss": f"{last_loss:.4f}", "ms/iter": f"{dt * 1000:.0f}", "tok/s": f"{tokens_per_iter / dt:,.0f}"}
+            if mfu is not None:
+                stats["mfu"] = f"{running_mfu * 100:.1f}%"
+            if interactive:
+                bar.set_postfix(stats, refresh=False)
+            else:
+                print(f"iter {iter_num}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
+    bar.close()
+    interrupt.close()
+    if wandb:
+        wandb.finish()
+    if ddp:
+        destroy_process_group()
+    return last_loss
+
+
+def main(argv=None):
+    try:
+        c = parse_config(Config, sys.argv[1:] if argv is None else argv)
+        train(c)
+    except (ConfigError, CheckpointError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except FloatingPointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
