@@ -154,7 +154,7 @@ class Batches:
     def __init__(self, dataset, block_size, batch_size, device):
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
         self.paths = {s: os.path.join(dataset_dir(dataset), f"{s}.bin") for s in ("train", "val")}
-        for split, path in self.paths.items():
+        for path in self.paths.values():
             size = os.path.getsize(path)
             if size % 2:
                 raise DataError(f"{path} has an odd size ({size} bytes); uint16 tokens take 2 bytes each, so "

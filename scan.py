@@ -82,7 +82,8 @@ def _linear_scan(a, b, h0=None, reverse=False, consume_a=False):
         a, b = F.pad(a, (0, 0, 0, pad), value=1.0), F.pad(b, (0, 0, 0, pad))
     a = a.reshape(B, n, C, D)
     h = b.reshape(B, n, C, D).clone()  # (B, n, C, D)
-    A = a if consume_a else a.clone()  # how much of a chunk's incoming state survives to each step (products of a; underflow is fine)
+    # A: how much of a chunk's incoming state survives to each step (products of a; underflow to 0 is fine)
+    A = a if consume_a else a.clone()
     steps = range(C - 2, -1, -1) if reverse else range(1, C)
     for c in steps:  # 1. all chunks side by side, each from a zero state
         prev = c + 1 if reverse else c - 1

@@ -10,7 +10,8 @@ CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
 
 def tiny(mixer, conv=0, **kw):
     torch.manual_seed(0)
-    cfg = {"block_size": BLOCK, "vocab_size": VOCAB, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0, "bias": True,
+    cfg = {"block_size": BLOCK, "vocab_size": VOCAB, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0,
+           "bias": True,
                "mixer": mixer, "conv": conv, "expansion": 1.5}
     cfg.update(kw)
     return GPT(GPTConfig(**cfg)).double().eval()
