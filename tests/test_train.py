@@ -1,0 +1,152 @@
+"""train.py end to end: configs, checkpoints, exact resume, faults, DDP, wandb offline. Tiny models, few steps."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT
+
+import train
+from common import CheckpointError, load_checkpoint, save_checkpoint
+
+TINY = ["--device=cpu", "--dtype=float32", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16",
+        "--batch_size=4", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--learning_rate=3e-3"]
+
+
+def run_train(tmp_path, *args, mixer="mingru"):
+    return train.main([*TINY, f"--out_dir={tmp_path}", f"--mixer={mixer}", *args])
+
+
+def cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+@pytest.mark.parametrize("mixer", ["attn", "mingru", "minlstm"])
+def test_short_run_lowers_the_val_loss(tmp_path, capsys, char_dataset, mixer):
+    run_train(tmp_path, "--max_iters=60", "--eval_interval=60", "--eval_iters=10", mixer=mixer)
+    val = [float(line.split("val loss ")[1]) for line in capsys.readouterr().out.splitlines()
+           if line.startswith("step ")]
+    assert len(val) == 2 and val[-1] < val[0] - 0.5
+    ckpt = load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))
+    assert ckpt["iter_num"] == 60 and ckpt["model_args"]["mixer"] == mixer and ckpt["model_args"]["vocab_size"] == 65
+
+
+def test_resume_continues_exactly(tmp_path, char_dataset):
+    common = ["--eval_interval=5", "--lr_decay_iters=10", "--dropout=0.1", "--always_save_checkpoint=True"]
+    run_train(tmp_path / "a", "--max_iters=10", *common)
+    run_train(tmp_path / "b", "--max_iters=5", *common)
+    run_train(tmp_path / "b", "--max_iters=10", "--init_from=resume", *common)
+    a, b = (load_checkpoint(os.path.join(tmp_path, d, "ckpt.pt")) for d in "ab")
+    assert a["iter_num"] == b["iter_num"] == 10
+    assert a["best_val_loss"] == b["best_val_loss"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_resume_with_another_model_config_is_refused(tmp_path, char_dataset, capsys):
+    run_train(tmp_path, "--max_iters=2", "--eval_interval=2")
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "--max_iters=4", "--init_from=resume", "--n_embd=64")
+    assert e.value.code == 2
+    assert "different model config" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, char_dataset, capsys):
+    run_train(tmp_path, "--max_iters=4", "--eval_interval=4")
+    path = os.path.join(tmp_path, "ckpt.pt")
+    before = open(path, "rb").read()
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "--max_iters=50", "--eval_interval=50", "--init_from=resume", "--learning_rate=1e30",
+                  "--grad_clip=0.0", "--decay_lr=False")
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "training loss is" in err and "at iteration" in err
+    assert open(path, "rb").read() == before
+    assert load_checkpoint(path)["iter_num"] == 4
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = os.path.join(tmp_path, "ckpt.pt")
+    save_checkpoint(path, {"model": {"w": torch.ones(3)}, "model_args": {}, "iter_num": 1})
+
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "model_args": {}, "iter_num": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["iter_num"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temp file left behind
+
+
+def test_corrupt_or_foreign_checkpoints_are_clear_errors(tmp_path):
+    path = os.path.join(tmp_path, "ckpt.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(path)
+    save_checkpoint(path, {"model": {"w": torch.ones(1000)}, "model_args": {}, "iter_num": 1})
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    torch.save({"weights": torch.ones(2)}, path)
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project"):
+        load_checkpoint(path)
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path, char_dataset):
+    proc = subprocess.Popen([sys.executable, "train.py", *TINY, f"--out_dir={tmp_path}", "--max_iters=100000",
+                             "--eval_interval=100000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("iter 3:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out
+    assert "interrupted at iteration" in out
+    assert load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))["iter_num"] >= 3
+
+
+def test_ddp_on_two_cpu_processes(tmp_path, char_dataset):
+    res = cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *TINY,
+              f"--out_dir={tmp_path}", "--max_iters=6", "--eval_interval=6", "--gradient_accumulation_steps=2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "world size 2" in res.stdout
+    assert load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))["iter_num"] == 6
+
+
+def test_wandb_offline_run_completes(tmp_path, char_dataset):
+    res = cli("train.py", *TINY, f"--out_dir={tmp_path}", "--max_iters=3", "--eval_interval=3", "--wandb_log=True",
+              env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "step 3:" in res.stdout
+    assert any(d.startswith("offline-run") for d in os.listdir(os.path.join(tmp_path, "wandb")))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--n_layers=4"], "unknown config key 'n_layers'. Did you mean 'n_layer'?"),
+    (["--batch_size=1.5"], "'batch_size' expects int, got 1.5"),
+    (["--mixer=lstm"], "unknown mixer 'lstm'"),
+    (["config/nope.py"], "cannot read config file"),
+    (["--dataset=nope"], "unknown dataset 'nope'"),
+])
+def test_cli_errors_are_one_clear_line(args, message):
+    res = cli("train.py", *TINY, "--max_iters=1", *args)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_progress_is_plain_lines_without_a_terminal(tmp_path, char_dataset):
+    start = time.time()
+    res = cli("train.py", *TINY, f"--out_dir={tmp_path}", "--max_iters=3", "--eval_interval=3")
+    assert res.returncode == 0 and time.time() - start < 120
+    lines = res.stdout.splitlines()
+    assert "iter 1: loss" in res.stdout and "tok/s" in res.stdout
+    assert any(line.startswith("step 3: train loss") and ", val loss " in line for line in lines)
+    assert "\r" not in res.stdout
