@@ -21,8 +21,17 @@ from torch.distributed import destroy_process_group, init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from common import (Batches, CheckpointError, DataError, autocast_context, load_checkpoint, load_meta,
-                    prepare_dataset, resolve_device, save_checkpoint)
+from common import (
+    Batches,
+    CheckpointError,
+    DataError,
+    autocast_context,
+    load_checkpoint,
+    load_meta,
+    prepare_dataset,
+    resolve_device,
+    save_checkpoint,
+)
 from configurator import ConfigError, parse_config
 from model import GPT, GPTConfig
 
