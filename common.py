@@ -101,7 +101,7 @@ def dataset_dir(dataset):
 
 
 def load_meta(dataset):
-    """The dataset's meta.json (vocab_size, and chars for character-level data), or None for GPT-2 BPE data."""
+    """The dataset's meta.json (vocab_size, token counts, and chars for character-level data), or None."""
     path = os.path.join(dataset_dir(dataset), "meta.json")
     if not os.path.exists(path):
         return None
@@ -154,14 +154,17 @@ class Batches:
     def __init__(self, dataset, block_size, batch_size, device):
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
         self.paths = {s: os.path.join(dataset_dir(dataset), f"{s}.bin") for s in ("train", "val")}
-        for path in self.paths.values():
+        meta = load_meta(dataset) or {}
+        for split, path in self.paths.items():
             size = os.path.getsize(path)
-            if size % 2:
-                raise DataError(f"{path} has an odd size ({size} bytes); uint16 tokens take 2 bytes each, so "
-                                 f"the file is truncated: prepare the dataset again")
+            expected = meta.get(f"{split}_tokens")
+            if size % 2 or expected is not None and size != 2 * expected:
+                should = "whole uint16 tokens" if expected is None else f"{expected} uint16 tokens"
+                raise DataError(f"{path} is {size} bytes, but should hold {should}: the file is truncated or "
+                                f"stale; prepare the dataset again (python data/{dataset}/prepare.py)")
             if size // 2 < block_size + 1:
                 raise DataError(f"{path} holds {size // 2} tokens, fewer than block_size + 1 = {block_size + 1}; "
-                                 f"use a smaller block_size or more data")
+                                f"use a smaller block_size or more data")
 
     def get(self, split, generator):
         # a fresh memmap per batch avoids a memory leak, as nanoGPT notes

@@ -405,7 +405,10 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, generator=Non
     """Draw one token per row from logits (B, V) -> (B, 1). temperature 0 is greedy."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
+    # float64, with the max shifted to 0 first: a tiny temperature then sends the others towards -inf instead of
+    # overflowing to inf (temperature 1e-200 is not 0 in float64, but would be in float32)
+    logits = logits.double()
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None:
         v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
         logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))

@@ -75,6 +75,22 @@ class TrainConfig:
     compile: bool = False
     seed: int = 1337
 
+    def __post_init__(self):
+        for key in ("eval_interval", "log_interval", "eval_iters", "gradient_accumulation_steps", "batch_size",
+                    "copy_seq_len", "copy_n_data"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1 (got {getattr(self, key)})")
+        for key in ("max_iters", "warmup_iters", "lr_decay_iters"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
+        if self.learning_rate <= 0 or self.min_lr < 0 or self.grad_clip < 0 or self.weight_decay < 0:
+            raise ConfigError("learning_rate must be > 0, and min_lr, grad_clip and weight_decay >= 0")
+        choices = {"init_from": ("scratch", "resume"), "backend": ("auto", "nccl", "gloo"),
+                   "dtype": ("auto", "float32", "bfloat16", "float16")}
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ConfigError(f"{key} must be one of {', '.join(valid)} (got {getattr(self, key)!r})")
+
 
 # every model field is a training key too, with GPTConfig's defaults; vocab_size None means "from the dataset"
 Config = dataclasses.make_dataclass(
@@ -213,8 +229,6 @@ def train(c):
             raise ConfigError(f"{ckpt_path} was trained with a different model config: " + ", ".join(
                 f"{k}={old!r} there, {new!r} here" for k, (old, new) in diff.items()) + "; drop those overrides")
         iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
-    elif c.init_from != "scratch":
-        raise ConfigError(f"init_from must be 'scratch' or 'resume' (got {c.init_from!r})")
     try:
         gpt_config = GPTConfig(**model_args)
     except ValueError as e:

@@ -1,6 +1,6 @@
 """
 Tiny Shakespeare at the character level: train.bin and val.bin (uint16 token ids, 90/10 split) and meta.json (the
-vocabulary, as JSON).
+vocabulary and the token counts, as JSON).
 
     python data/shakespeare_char/prepare.py                  # downloads input.txt
     python data/shakespeare_char/prepare.py --input PATH     # or uses a local copy (also: SHAKESPEARE_INPUT=PATH)
@@ -38,13 +38,14 @@ def prepare(input_path=None, out_dir=HERE):
     chars = sorted(set(text))
     stoi = {ch: i for i, ch in enumerate(chars)}
     n = len(text)
-    splits = {"train": text[: int(n * 0.9)], "val": text[int(n * 0.9):]}
-    for split, part in splits.items():
+    meta = {"vocab_size": len(chars), "chars": chars}
+    for split, part in {"train": text[: int(n * 0.9)], "val": text[int(n * 0.9):]}.items():
         ids = np.array([stoi[c] for c in part], dtype=np.uint16)
         ids.tofile(os.path.join(out_dir, f"{split}.bin"))
+        meta[f"{split}_tokens"] = len(ids)  # lets the loader notice a truncated .bin file
         print(f"{split}: {len(ids):,} tokens")
     with open(os.path.join(out_dir, "meta.json"), "w") as f:
-        json.dump({"vocab_size": len(chars), "chars": chars}, f)
+        json.dump(meta, f)
     print(f"vocab size {len(chars)}; wrote train.bin, val.bin and meta.json to {out_dir}")
 
 

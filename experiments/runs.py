@@ -1,0 +1,44 @@
+"""Run train.py as a subprocess and read its evaluation lines back: what the experiment drivers share."""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EVAL = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)(?:, val acc ([\d.]+))?")
+
+
+def train_run(args, log_path):
+    """Run `python train.py *args`, teeing its output to log_path. Returns [{step, train, val, acc}] per eval."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    evals = []
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true"})
+        for line in proc.stdout:
+            log.write(line)
+            m = EVAL.match(line)
+            if m:
+                evals.append({"step": int(m[1]), "train": float(m[2]), "val": float(m[3]),
+                              "acc": float(m[4]) if m[4] else None})
+                print(f"  {line.strip()}", flush=True)
+    if proc.wait() != 0:
+        raise SystemExit(f"train.py {' '.join(args)} failed; see {log_path}")
+    return evals
+
+
+def save_plot(path, title, ylabel, curves):
+    """curves: {label: (steps, values)} -> a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (xs, ys) in curves.items():
+        ax.plot(xs, ys, label=label)
+    ax.set(title=title, xlabel="iteration", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
