@@ -28,7 +28,8 @@ def read_text(input_path=None, out_dir=HERE):
             shutil.copyfile(input_path, local)
     elif not os.path.exists(local):
         print(f"downloading {URL}")
-        urllib.request.urlretrieve(URL, local)
+        urllib.request.urlretrieve(URL, local + ".part")
+        os.replace(local + ".part", local)  # a broken download never passes for the corpus
     with open(local, encoding="utf-8") as f:
         return f.read()
 
