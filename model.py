@@ -301,7 +301,7 @@ class GPT(nn.Module):
 
     def init_state(self, batch_size, **cache_options):
         """The recurrent state before any token: per layer, h = 0 (RNNs) or an empty KV cache (attn).
-        prefill and step return a new state dict; a KV cache inside it is updated in place, so don't reuse an old one."""
+        prefill and step return a new state dict; a KV cache inside it is updated in place: don't reuse an old one."""
         c, p = self.config, self.lm_head.weight
         if c.mixer == "attn":
             caches = make_cache(c.n_layer, **cache_options)

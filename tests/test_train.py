@@ -150,3 +150,13 @@ def test_progress_is_plain_lines_without_a_terminal(tmp_path, char_dataset):
     assert "iter 1: loss" in res.stdout and "tok/s" in res.stdout
     assert any(line.startswith("step 3: train loss") and ", val loss " in line for line in lines)
     assert "\r" not in res.stdout
+
+
+def test_selective_copying_trains_and_reports_answer_accuracy(tmp_path, capsys):
+    train.main(["--device=cpu", "--dataset=selective_copying", "--copy_seq_len=16", "--copy_n_data=4",
+                "--block_size=20", "--mixer=mingru", "--n_layer=1", "--n_embd=16", "--mlp=False", "--batch_size=8",
+                "--eval_iters=2", "--max_iters=3", "--eval_interval=3", f"--out_dir={tmp_path}"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert len(lines) == 2 and all(", val acc " in line for line in lines)
+    acc = float(lines[-1].split("val acc ")[1])
+    assert 0.0 <= acc <= 1.0
