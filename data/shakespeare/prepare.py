@@ -5,7 +5,6 @@ tokenizer's name, the token counts and vocab_size 50304 (GPT-2's 50257, padded t
     python data/shakespeare/prepare.py                  # downloads input.txt
     python data/shakespeare/prepare.py --input PATH     # or uses a local copy (also: SHAKESPEARE_INPUT=PATH)
 """
-import argparse
 import importlib.util
 import json
 import os
@@ -16,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _char_prepare_module():
-    # the download and --input handling are data/shakespeare_char's; load that script rather than repeat it
+    # the download, --input and the command line are data/shakespeare_char's; load that script, not a copy
     path = os.path.join(HERE, "..", "shakespeare_char", "prepare.py")
     spec = importlib.util.spec_from_file_location("shakespeare_char_prepare", path)
     module = importlib.util.module_from_spec(spec)
@@ -40,11 +39,7 @@ def prepare(input_path=None, out_dir=HERE):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", help="a local copy of tiny Shakespeare's input.txt (default: download it)")
-    parser.add_argument("--out_dir", default=HERE)
-    args = parser.parse_args()
-    prepare(args.input, args.out_dir)
+    _char_prepare_module().main(prepare, __doc__, HERE)
 
 
 if __name__ == "__main__":

@@ -50,10 +50,11 @@ def prepare(input_path=None, out_dir=HERE):
     print(f"vocab size {len(chars)}; wrote train.bin, val.bin and meta.json to {out_dir}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(prepare=prepare, doc=__doc__, out_dir=HERE):
+    """The command line, shared with data/shakespeare/prepare.py."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="a local copy of tiny Shakespeare's input.txt (default: download it)")
-    parser.add_argument("--out_dir", default=HERE)
+    parser.add_argument("--out_dir", default=out_dir)
     args = parser.parse_args()
     prepare(args.input, args.out_dir)
 
