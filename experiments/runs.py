@@ -27,15 +27,21 @@ def train_run(args, log_path):
     return evals
 
 
-def save_plot(path, title, ylabel, curves):
-    """curves: {label: (steps, values)} -> a PNG."""
+def save_plot(path, title, ylabel, curves, ylim=None):
+    """curves: {(group, member): (steps, values)} -> a PNG, one colour per group and one line style per member."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    groups = list(dict.fromkeys(g for g, _ in curves))
+    members = list(dict.fromkeys(m for _, m in curves))
+    styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, (xs, ys) in curves.items():
-        ax.plot(xs, ys, label=label)
+    for (group, member), (xs, ys) in curves.items():
+        ax.plot(xs, ys, color=f"C{groups.index(group)}", linestyle=styles[members.index(member) % len(styles)],
+                label=f"{group}, {member}" if member else group)
     ax.set(title=title, xlabel="iteration", ylabel=ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -5,7 +5,8 @@ of "Were RNNs All We Needed?": one layer is not enough, more layers solve it).
     python -m experiments.selective_copying                       # the CPU setup, config/selective_copying_cpu.py
     python -m experiments.selective_copying --config config/selective_copying_paper.py   # the paper's, for a GPU
 
-Writes experiments_out/selective_copying.json, .md and .png.
+Writes experiments_out/selective_copying.json, .md (the table) and .png (the curves); --report_only redoes the
+last two from the JSON.
 """
 import argparse
 import json
@@ -21,8 +22,15 @@ def main():
     parser.add_argument("--config", default="config/selective_copying_cpu.py")
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--mixers", nargs="+", default=["mingru", "minlstm"])
+    parser.add_argument("--report_only", action="store_true",
+                        help="redo the table and plot from the JSON of an earlier run, without training")
     parser.add_argument("extra", nargs="*", help="overrides passed to train.py, after --")
     args = parser.parse_args()
+    stem = os.path.join(OUT, "selective_copying")
+    if args.report_only:
+        with open(f"{stem}.json") as f:
+            report(stem, json.load(f))
+        return
     results = {}
     for mixer in args.mixers:
         for n_layer in args.layers:
@@ -32,20 +40,30 @@ def main():
                                *args.extra], os.path.join(out_dir, "train.log"))
             results[f"{mixer}-{n_layer}"] = {"mixer": mixer, "n_layer": n_layer, "evals": evals,
                                              "final_acc": evals[-1]["acc"]}
-    header = "| mixer | " + " | ".join(f"{n} layer{'s' if n > 1 else ''}" for n in args.layers) + " |"
-    rows = [header, "|" + " --- |" * (len(args.layers) + 1)]
-    for mixer in args.mixers:
-        accs = [results[f"{mixer}-{n}"]["final_acc"] for n in args.layers]
-        rows.append(f"| {mixer} | " + " | ".join(f"{a:.1%}" for a in accs) + " |")
+    data = {"config": args.config, "extra": args.extra, "results": results}
+    with open(f"{stem}.json", "w") as f:
+        json.dump(data, f, indent=2)
+    report(stem, data)
+
+
+def report(stem, data):
+    """The table (stdout and .md) and the accuracy curves (.png) of a finished experiment."""
+    results = data["results"].values()
+    mixers = list(dict.fromkeys(r["mixer"] for r in results))
+    layers = sorted({r["n_layer"] for r in results})
+    acc = {(r["mixer"], r["n_layer"]): r["final_acc"] for r in results}
+    rows = ["| mixer | " + " | ".join(f"{n} layer{'s' if n > 1 else ''}" for n in layers) + " |",
+            "|" + " --- |" * (len(layers) + 1)]
+    for mixer in mixers:
+        rows.append(f"| {mixer} | " + " | ".join(f"{acc[mixer, n]:.1%}" if (mixer, n) in acc else "-"
+                                                   for n in layers) + " |")
     table = "\n".join(rows)
     print(table)
-    stem = os.path.join(OUT, "selective_copying")
-    with open(f"{stem}.json", "w") as f:
-        json.dump({"config": args.config, "extra": args.extra, "results": results}, f, indent=2)
     with open(f"{stem}.md", "w") as f:
         f.write(table + "\n")
-    save_plot(f"{stem}.png", "Selective copying: answer accuracy (val)", "accuracy",
-              {k: ([e["step"] for e in r["evals"]], [e["acc"] for e in r["evals"]]) for k, r in results.items()})
+    curves = {(r["mixer"], f"{r['n_layer']} layer{'s' if r['n_layer'] > 1 else ''}"):
+              ([e["step"] for e in r["evals"]], [e["acc"] for e in r["evals"]]) for r in results}
+    save_plot(f"{stem}.png", "Selective copying: answer accuracy (val)", "accuracy", curves, (0, 1.02))
 
 
 if __name__ == "__main__":

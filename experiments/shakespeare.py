@@ -6,7 +6,8 @@ val loss, and learning curves.
     python -m experiments.shakespeare --seeds 3 --budget baby   # nanoGPT's baby-GPT budget, for a GPU
     python -m experiments.shakespeare --seeds 1 -- --max_iters=200   # anything after -- goes to train.py
 
-Writes experiments_out/shakespeare_<budget>.json, .md (the table) and .png (the curves).
+Writes experiments_out/shakespeare_<budget>.json, .md (the table) and .png (the curves); --report_only redoes
+the last two from the JSON.
 """
 import argparse
 import json
@@ -24,8 +25,15 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", choices=["cpu", "baby"], default="cpu")
     parser.add_argument("--mixers", nargs="+", choices=list(MIXERS), default=list(MIXERS))
+    parser.add_argument("--report_only", action="store_true",
+                        help="redo the table and plot from the JSON of an earlier run, without training")
     parser.add_argument("extra", nargs="*", help="overrides passed to train.py, after --")
     args = parser.parse_args()
+    stem = os.path.join(OUT, f"shakespeare_{args.budget}")
+    if args.report_only:
+        with open(f"{stem}.json") as f:
+            report(stem, json.load(f))
+        return
     config = "config/shakespeare_char_cpu_{}.py" if args.budget == "cpu" else "config/shakespeare_char_{}.py"
     results = {}
     for mixer in args.mixers:
@@ -36,25 +44,34 @@ def main():
             evals = train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
                               os.path.join(out_dir, "train.log"))
             results[mixer].append(evals)
-    rows = ["| mixer | final val loss (mean ± std) | per seed |", "| --- | --- | --- |"]
     summary = {}
     for mixer, runs in results.items():
         finals = [run[-1]["val"] for run in runs]
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
         summary[mixer] = {"mean": statistics.mean(finals), "std": std, "finals": finals}
-        rows.append(f"| {MIXERS[mixer]} | {statistics.mean(finals):.4f} ± {std:.4f} | "
-                    f"{', '.join(f'{v:.4f}' for v in finals)} |")
+    data = {"budget": args.budget, "seeds": args.seeds, "extra": args.extra, "summary": summary, "curves": results}
+    with open(f"{stem}.json", "w") as f:
+        json.dump(data, f, indent=2)
+    report(stem, data)
+
+
+def report(stem, data):
+    """The table (stdout and .md) and the learning curves (.png) of a finished experiment."""
+    rows = ["| mixer | final val loss (mean ± std) | per seed |", "| --- | --- | --- |"]
+    for mixer, s in data["summary"].items():
+        rows.append(f"| {MIXERS[mixer]} | {s['mean']:.4f} ± {s['std']:.4f} | "
+                    f"{', '.join(f'{v:.4f}' for v in s['finals'])} |")
     table = "\n".join(rows)
     print(table)
-    stem = os.path.join(OUT, f"shakespeare_{args.budget}")
-    with open(f"{stem}.json", "w") as f:
-        json.dump({"budget": args.budget, "seeds": args.seeds, "extra": args.extra, "summary": summary,
-                   "curves": results}, f, indent=2)
     with open(f"{stem}.md", "w") as f:
         f.write(table + "\n")
-    curves = {f"{MIXERS[m]} seed {s}": ([e["step"] for e in run], [e["val"] for e in run])
-              for m, runs in results.items() for s, run in enumerate(runs)}
-    save_plot(f"{stem}.png", f"Shakespeare ({args.budget} budget): val loss", "val loss", curves)
+    curves = {(MIXERS[m], f"seed {s}"): ([e["step"] for e in run], [e["val"] for e in run])
+              for m, runs in data["curves"].items() for s, run in enumerate(runs)}
+    # the first eval (the untrained model, loss ~ln(vocab)) would squash the part of the curves that differs
+    finals = [v for s in data["summary"].values() for v in s["finals"]]
+    later = [e["val"] for runs in data["curves"].values() for run in runs for e in run[1:]]
+    ylim = (min(finals) - 0.05, max(later) + 0.05) if later else None
+    save_plot(f"{stem}.png", f"Shakespeare ({data['budget']} budget): val loss", "val loss", curves, ylim)
 
 
 if __name__ == "__main__":
