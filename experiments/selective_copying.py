@@ -55,7 +55,7 @@ def report(stem, data):
     rows = ["| mixer | " + " | ".join(f"{n} layer{'s' if n > 1 else ''}" for n in layers) + " |",
             "|" + " --- |" * (len(layers) + 1)]
     for mixer in mixers:
-        rows.append(f"| {mixer} | " + " | ".join(f"{acc[mixer, n]:.1%}" if (mixer, n) in acc else "-"
+        rows.append(f"| {mixer} | " + " | ".join(f"{acc[mixer, n]:.2%}" if (mixer, n) in acc else "-"
                                                    for n in layers) + " |")
     table = "\n".join(rows)
     print(table)

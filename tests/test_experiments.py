@@ -43,7 +43,7 @@ def test_selective_copying_driver_tabulates_accuracy_by_layers(tmp_path, monkeyp
     assert all(0 <= a <= 1 for a in accs)
     table = (tmp_path / "selective_copying.md").read_text().splitlines()
     assert table[0] == "| mixer | 1 layer | 2 layers |"
-    assert table[2] == f"| minlstm | {accs[0]:.1%} | {accs[1]:.1%} |"
+    assert table[2] == f"| minlstm | {accs[0]:.2%} | {accs[1]:.2%} |"
 
 
 def test_a_failed_run_stops_the_driver_and_names_its_log(tmp_path, monkeypatch):
