@@ -61,17 +61,18 @@ class LayerKV:
         L = len(self)
         if self.policy == "full" or L <= self.size:
             return
+        if self.policy in ("window", "sink"):
+            # entries arrive in position order, so both policies are slices: no ranking, no gather
+            first = self.n_sink if self.policy == "sink" else 0
+            last = slice(L - (self.size - first), L)
+
+            def cut(t):
+                return torch.cat([t[:, :, :first], t[:, :, last]], dim=2) if first else t[:, :, last]
+
+            self.k, self.v, self.pos = cut(self.k), cut(self.v), cut(self.pos)
+            return
         B, nh = self.pos.shape[:2]
-        if self.policy == "window":
-            # keep the K largest positions (the newest tokens)
-            keep = self.pos.float().topk(self.size, dim=-1).indices
-        elif self.policy == "sink":
-            # the first n_sink tokens stay forever; the rest is a window of K - n_sink
-            first = (-self.pos.float()).topk(self.n_sink, dim=-1).indices
-            rank = self.pos.float().scatter(-1, first, float("-inf"))
-            last = rank.topk(self.size - self.n_sink, dim=-1).indices
-            keep = torch.cat([first, last], dim=-1)
-        elif self.policy == "h2o":
+        if self.policy == "h2o":
             recent = self.pos.float().topk(self.n_recent, dim=-1).indices if self.n_recent else None
             score = self.score.clone()
             if recent is not None:
