@@ -77,6 +77,17 @@ def save_checkpoint(path, obj):
         raise
 
 
+def remove_stale_temp_files(directory):
+    """Delete the temp files that saves killed mid-write (SIGKILL, power loss) left behind. Call it before a run's
+    first save, while no save is under way. Returns how many it deleted."""
+    if not os.path.isdir(directory):
+        return 0
+    stale = [f for f in os.listdir(directory) if f.startswith(".ckpt-") and f.endswith(".tmp")]
+    for f in stale:
+        os.remove(os.path.join(directory, f))
+    return len(stale)
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by save_checkpoint. weights_only=True: the file can hold tensors and plain
     containers only, and loading it never runs code from it."""

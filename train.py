@@ -29,6 +29,7 @@ from common import (
     load_checkpoint,
     load_meta,
     prepare_dataset,
+    remove_stale_temp_files,
     resolve_device,
     save_checkpoint,
 )
@@ -295,6 +296,8 @@ def train(c):
         log(f"config: {dataclasses.asdict(c)}")
         log(f"torch {torch.__version__}, git commit {git_commit()}, device {device}, dtype {c.dtype}, "
             f"world size {world}")
+        if n := remove_stale_temp_files(c.out_dir):
+            log(f"removed {n} half-written checkpoint file(s) that an earlier, killed save left in {c.out_dir}")
     start_iter = iter_num
     tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
     t0, running_mfu, last_loss = time.time(), -1.0, None
