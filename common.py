@@ -56,12 +56,15 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be written or read; the message says which file and why."""
 
 
+TEMP_PREFIX, TEMP_SUFFIX = ".ckpt-", ".tmp"  # the names of save_checkpoint's temp files, for the clean-up below
+
+
 def save_checkpoint(path, obj):
     """Write obj to path atomically: a temp file in the same directory, fsync, then rename over the old file.
     A crash or a full disk at any point leaves the previous checkpoint as it was."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -82,7 +85,7 @@ def remove_stale_temp_files(directory):
     first save, while no save is under way. Returns how many it deleted."""
     if not os.path.isdir(directory):
         return 0
-    stale = [f for f in os.listdir(directory) if f.startswith(".ckpt-") and f.endswith(".tmp")]
+    stale = [f for f in os.listdir(directory) if f.startswith(TEMP_PREFIX) and f.endswith(TEMP_SUFFIX)]
     for f in stale:
         os.remove(os.path.join(directory, f))
     return len(stale)

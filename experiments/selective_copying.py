@@ -52,7 +52,7 @@ def report(stem, data):
     mixers = list(dict.fromkeys(r["mixer"] for r in results))
     layers = sorted({r["n_layer"] for r in results})
     acc = {(r["mixer"], r["n_layer"]): r["final_acc"] for r in results}
-    rows = ["| mixer | " + " | ".join(f"{n} layer{'s' if n > 1 else ''}" for n in layers) + " |",
+    rows = ["| mixer | " + " | ".join(layer_label(n) for n in layers) + " |",
             "|" + " --- |" * (len(layers) + 1)]
     for mixer in mixers:
         rows.append(f"| {mixer} | " + " | ".join(f"{acc[mixer, n]:.2%}" if (mixer, n) in acc else "-"
@@ -61,9 +61,13 @@ def report(stem, data):
     print(table)
     with open(f"{stem}.md", "w") as f:
         f.write(table + "\n")
-    curves = {(r["mixer"], f"{r['n_layer']} layer{'s' if r['n_layer'] > 1 else ''}"):
+    curves = {(r["mixer"], layer_label(r["n_layer"])):
               ([e["step"] for e in r["evals"]], [e["acc"] for e in r["evals"]]) for r in results}
     save_plot(f"{stem}.png", "Selective copying: answer accuracy (val)", "accuracy", curves, (0, 1.02))
+
+
+def layer_label(n):
+    return f"{n} layer{'s' if n > 1 else ''}"
 
 
 if __name__ == "__main__":

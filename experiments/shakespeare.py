@@ -68,9 +68,8 @@ def report(stem, data):
     curves = {(MIXERS[m], f"seed {s}"): ([e["step"] for e in run], [e["val"] for e in run])
               for m, runs in data["curves"].items() for s, run in enumerate(runs)}
     # the first eval (the untrained model, loss ~ln(vocab)) would squash the part of the curves that differs
-    finals = [v for s in data["summary"].values() for v in s["finals"]]
     later = [e["val"] for runs in data["curves"].values() for run in runs for e in run[1:]]
-    ylim = (min(finals) - 0.05, max(later) + 0.05) if later else None
+    ylim = (min(later) - 0.05, max(later) + 0.05) if later else None
     save_plot(f"{stem}.png", f"Shakespeare ({data['budget']} budget): val loss", "val loss", curves, ylim)
 
 
