@@ -186,6 +186,41 @@ class Batches:
         ix = torch.randint(len(data) - self.block_size, (self.batch_size,), generator=generator)
         x = torch.stack([torch.from_numpy(data[i:i + self.block_size].astype(np.int64)) for i in ix.tolist()])
         y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + self.block_size].astype(np.int64)) for i in ix.tolist()])
+        return self._to_device(x, y)
+
+    def windows(self, split, batch_size):
+        """Every position of a split once: (x, y) batches of consecutive non-overlapping block_size windows, in
+        order. The tail after the last whole window (fewer than block_size tokens) is left out."""
+        data = np.memmap(self.paths[split], dtype=np.uint16, mode="r")
+        n = (len(data) - 1) // self.block_size  # windows, each with its next-token targets inside the split
+        for start in range(0, n, batch_size):
+            rows = range(start, min(n, start + batch_size))
+            x = torch.from_numpy(np.stack([data[i * self.block_size:(i + 1) * self.block_size] for i in rows])
+                                 .astype(np.int64))
+            y = torch.from_numpy(np.stack([data[i * self.block_size + 1:(i + 1) * self.block_size + 1]
+                                           for i in rows]).astype(np.int64))
+            yield self._to_device(x, y)
+
+    def _to_device(self, x, y):
         if self.device.startswith("cuda"):
             return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
         return x.to(self.device), y.to(self.device)
+
+
+@torch.no_grad()
+def split_loss(model, batches, split="val", batch_size=64, ctx=None, progress=False):
+    """Mean cross-entropy over every position of a split (Batches.windows): deterministic, no sampling noise.
+    Returns (loss, number of tokens scored)."""
+    from tqdm import tqdm
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    n_batches = -(-((os.path.getsize(batches.paths[split]) // 2 - 1) // batches.block_size) // batch_size)
+    for x, y in tqdm(batches.windows(split, batch_size), total=n_batches, desc=f"{split} split",
+                     disable=not progress, leave=False):
+        with ctx or nullcontext():
+            _, loss = model(x, y)
+        total += loss.double().item() * y.numel()
+        count += y.numel()
+    model.train(was_training)
+    return total / count, count

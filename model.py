@@ -22,6 +22,8 @@ from cache import make_cache
 from scan import scan
 
 MIXERS = ("attn", "mingru", "minlstm")
+NORMS = ("layernorm", "rmsnorm")
+INITS = ("gpt2", "torch", "mamba")
 
 
 class LayerNorm(nn.Module):
@@ -34,6 +36,21 @@ class LayerNorm(nn.Module):
 
     def forward(self, x):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight: LayerNorm without the mean and the bias (Zhang & Sennrich 2019)."""
+
+    def __init__(self, ndim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-5) * self.weight
+
+
+def make_norm(config):
+    return LayerNorm(config.n_embd, config.bias) if config.norm == "layernorm" else RMSNorm(config.n_embd)
 
 
 class CausalConv(nn.Module):
@@ -149,9 +166,9 @@ class CausalSelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, config.mlp_hidden, bias=config.bias)
         self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.mlp_hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
@@ -164,10 +181,10 @@ class Block(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.mixer_name = config.mixer
-        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.conv = CausalConv(config.n_embd, config.conv, config.bias) if config.conv else None
         self.mixer = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM}[config.mixer](config)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias) if config.mlp else None
+        self.ln_2 = make_norm(config) if config.mlp else None
         self.mlp = MLP(config) if config.mlp else None
 
     def forward(self, x, state=None, pos=None):
@@ -212,15 +229,19 @@ class GPTConfig:
     n_head: int = 12
     n_embd: int = 768
     dropout: float = 0.0
-    bias: bool = True  # bias in Linears and LayerNorms, as GPT-2; False is a bit better and faster
+    bias: bool = True  # bias in Linears, convs and LayerNorms, as GPT-2
     mixer: str = "attn"  # "attn" | "mingru" | "minlstm"
     expansion: float = 1.0  # the paper's alpha: RNN hidden width = expansion * n_embd
     conv: int = 0  # kernel size of a causal depthwise conv before the mixer; 0 = off
     mlp: bool = True  # False drops each block's MLP, as the paper's selective-copying models (Section 4.1)
+    mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * n_embd (GPT-2: 4)
+    norm: str = "layernorm"  # "layernorm" (GPT-2) | "rmsnorm" (no mean, no bias)
+    init: str = "gpt2"  # weight init, see GPT.init_weights: "gpt2" | "torch" | "mamba"
 
     def __post_init__(self):
-        if self.mixer not in MIXERS:
-            raise ValueError(f"unknown mixer {self.mixer!r}; choose one of {', '.join(MIXERS)}")
+        for key, valid in (("mixer", MIXERS), ("norm", NORMS), ("init", INITS)):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(valid)}")
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
@@ -232,10 +253,17 @@ class GPTConfig:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) for attention")
         if self.mixer != "attn" and self.hidden < 1:
             raise ValueError(f"expansion * n_embd must be >= 1 (got expansion={self.expansion})")
+        if self.mlp and self.mlp_hidden < 1:
+            raise ValueError(f"mlp_ratio * n_embd must be >= 1 (got mlp_ratio={self.mlp_ratio}); "
+                             f"use mlp=False for no MLP")
 
     @property
     def hidden(self):
         return round(self.expansion * self.n_embd)
+
+    @property
+    def mlp_hidden(self):
+        return round(self.mlp_ratio * self.n_embd)
 
 
 class GPT(nn.Module):
@@ -246,18 +274,49 @@ class GPT(nn.Module):
             "wte": nn.Embedding(config.vocab_size, config.n_embd),
             "drop": nn.Dropout(config.dropout),
             "h": nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            "ln_f": LayerNorm(config.n_embd, bias=config.bias),
+            "ln_f": make_norm(config),
         })
         if config.mixer == "attn":
             # learned absolute positions; the RNNs need none, which is what lets them run past block_size
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying, as nanoGPT
-        self.apply(self._init_weights)
-        for pn, p in self.named_parameters():
-            if pn.endswith("c_proj.weight"):  # scaled init of the residual projections, per GPT-2
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        self.init_weights()
         print(f"number of parameters: {self.get_num_params() / 1e6:.2f}M")
+
+    @torch.no_grad()
+    def init_weights(self):
+        """config.init picks the scheme. Every Linear and conv starts from PyTorch's default (uniform in
+        +-1/sqrt(fan_in)) and every bias from zero; then
+        - "gpt2" (nanoGPT): every Linear and the embedding ~ N(0, 0.02), the residual projections (c_proj) scaled
+          by 1/sqrt(2 * n_layer), as GPT-2;
+        - "torch": PyTorch's defaults as they are (the tied embedding is lm_head's), as lucidrains/minGRU-pytorch;
+        - "mamba": as mamba_ssm: the embedding ~ N(0, 0.02) and the residual projections' default init scaled by
+          1/sqrt(2 * n_layer); the other Linears keep the default.
+        For the gates, the scale matters: at 0.02 every gate pre-activation starts near 0, so every unit starts
+        with the same memory (a = 1/2 per step); at PyTorch's scale they start spread out (ablation in README)."""
+        c = self.config
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv1d)):
+                module.reset_parameters()
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        depth_scale = 1 / math.sqrt(2 * c.n_layer)
+        if c.init == "gpt2":
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=0.02)
+            if c.mixer == "attn":
+                nn.init.normal_(self.transformer.wpe.weight, mean=0.0, std=0.02)
+        elif c.init == "mamba":
+            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=0.02)
+            if c.mixer == "attn":
+                nn.init.normal_(self.transformer.wpe.weight, mean=0.0, std=0.02)
+        if c.init in ("gpt2", "mamba"):
+            for name, p in self.named_parameters():
+                if name.endswith("c_proj.weight"):  # the projections that write into the residual stream
+                    p.mul_(depth_scale)
 
     def get_num_params(self, non_embedding=True):
         """Parameter count. As nanoGPT, position embeddings are subtracted; token embeddings count via lm_head."""
@@ -265,14 +324,6 @@ class GPT(nn.Module):
         if non_embedding and self.config.mixer == "attn":
             n_params -= self.transformer.wpe.weight.numel()
         return n_params
-
-    def _init_weights(self, module):
-        if isinstance(module, nn.Linear):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def _embed(self, idx, pos0):
         # idx (B, T) of tokens at positions pos0 .. pos0+T-1 -> x (B, T, C), pos (T,)

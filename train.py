@@ -32,6 +32,7 @@ from common import (
     remove_stale_temp_files,
     resolve_device,
     save_checkpoint,
+    split_loss,
 )
 from configurator import ConfigError, parse_config
 from model import GPT, GPTConfig
@@ -364,6 +365,12 @@ def train(c):
             else:
                 print(f"iter {iter_num}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
     bar.close()
+    if master and c.dataset != "selective_copying" and not interrupt.requested:
+        # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
+        val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)
+        log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
+        if wandb:
+            wandb.log({"iter": iter_num, "val/loss_whole_split": val})
     interrupt.close()
     if wandb:
         wandb.finish()

@@ -6,25 +6,30 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVAL = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)(?:, val acc ([\d.]+))?")
+WHOLE = re.compile(r"^whole val split: loss ([\d.]+)")
 
 
-def train_run(args, log_path):
-    """Run `python train.py *args`, teeing its output to log_path. Returns [{step, train, val, acc}] per eval."""
+def train_run(args, log_path, threads=None, label=""):
+    """Run `python train.py *args`, teeing its output to log_path. Returns ([{step, train, val, acc}] per eval,
+    the whole-split val loss at the end or None). threads caps the run's CPU threads (for runs side by side)."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    evals = []
+    env = {**os.environ, "CI": "true", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    evals, whole = [], None
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "CI": "true"})
+                                stderr=subprocess.STDOUT, text=True, env=env)
         for line in proc.stdout:
             log.write(line)
-            m = EVAL.match(line)
-            if m:
+            if m := EVAL.match(line):
                 evals.append({"step": int(m[1]), "train": float(m[2]), "val": float(m[3]),
                               "acc": float(m[4]) if m[4] else None})
-                print(f"  {line.strip()}", flush=True)
+                print(f"  {label}{line.strip()}", flush=True)
+            elif m := WHOLE.match(line):
+                whole = float(m[1])
+                print(f"  {label}{line.strip()}", flush=True)
     if proc.wait() != 0:
         raise SystemExit(f"train.py {' '.join(args)} failed; see {log_path}")
-    return evals
+    return evals, whole
 
 
 def save_plot(path, title, ylabel, curves, ylim=None):

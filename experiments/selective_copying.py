@@ -36,7 +36,7 @@ def main():
         for n_layer in args.layers:
             out_dir = os.path.join(OUT, "selective_copying", f"{mixer}-{n_layer}layer")
             print(f"{mixer}, {n_layer} layer(s)")
-            evals = train_run([args.config, f"--mixer={mixer}", f"--n_layer={n_layer}", f"--out_dir={out_dir}",
+            evals, _ = train_run([args.config, f"--mixer={mixer}", f"--n_layer={n_layer}", f"--out_dir={out_dir}",
                                *args.extra], os.path.join(out_dir, "train.log"))
             results[f"{mixer}-{n_layer}"] = {"mixer": mixer, "n_layer": n_layer, "evals": evals,
                                              "final_acc": evals[-1]["acc"]}

@@ -41,7 +41,7 @@ def main():
         for seed in range(args.seeds):
             out_dir = os.path.join(OUT, f"shakespeare_{args.budget}", f"{mixer}-seed{seed}")
             print(f"{MIXERS[mixer]}, seed {seed}")
-            evals = train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
+            evals, _ = train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
                               os.path.join(out_dir, "train.log"))
             results[mixer].append(evals)
     summary = {}

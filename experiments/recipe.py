@@ -1,0 +1,186 @@
+"""
+The model recipe, ablated on the CPU recipe (block 64, batch 12, 4 layers, 128 dims, 2000 iterations): from a base
+recipe per mixer, one factor changed at a time (weight init, norm, bias, RNN expansion against MLP width at equal
+parameter count, a causal conv, learning rate), plus the combination of the winners; every cell over seeds, scored
+by the loss over the whole val split at the end of training.
+
+    python -m experiments.recipe                          # every cell, 3 seeds, 2 runs side by side
+    python -m experiments.recipe --mixers mingru --seeds 1 --cells base conv4
+    python -m experiments.recipe --report_only            # the table and plot again, from the JSON
+
+Every finished run is written to experiments_out/recipe.json at once, and a run already there is not run again, so
+an interrupted ablation continues where it stopped and more seeds can be added later. Seeds go in the outer loop:
+with --seeds 3, every cell gets seed 0 before any cell gets seed 1. Writes recipe.json, .md and .png.
+"""
+import argparse
+import json
+import os
+import statistics
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from experiments.runs import train_run
+
+OUT = "experiments_out"
+NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
+CONFIG = "config/shakespeare_char_cpu_{}.py"
+
+# The base of each ablation, every ablated key spelled out (so a cell means the same run whatever the config file
+# says today). The GPT's base is nanoGPT's own recipe; the RNNs' base is theirs with PyTorch's default init, the
+# change that a first probe found to matter most.
+SHAPES = {"mingru": ({"expansion": 4 / 3, "mlp_ratio": 4.0}, {"expansion": 2.0, "mlp_ratio": 3.0}),
+          "minlstm": ({"expansion": 1.0, "mlp_ratio": 4.0}, {"expansion": 2.0, "mlp_ratio": 2.0}),
+          "gpt": ({"expansion": 1.0, "mlp_ratio": 4.0},)}
+COMMON = {"norm": "layernorm", "bias": True, "conv": 0, "learning_rate": 1e-3}
+BASES = {"gpt": {"init": "gpt2", **COMMON, **SHAPES["gpt"][0]},
+         "mingru": {"init": "torch", **COMMON, **SHAPES["mingru"][0]},
+         "minlstm": {"init": "torch", **COMMON, **SHAPES["minlstm"][0]}}
+# each cell: (factor, what changes from the base)
+RNN_CELLS = {
+    "base": ("base", {}),
+    "init_gpt2": ("init", {"init": "gpt2"}),
+    "init_mamba": ("init", {"init": "mamba"}),
+    "rmsnorm": ("norm", {"norm": "rmsnorm"}),
+    "no_bias": ("bias", {"bias": False}),
+    "wide_rnn": ("shape", None),  # the mixer's second entry of SHAPES: a wider RNN, a narrower MLP
+    "conv4": ("conv", {"conv": 4}),
+    "lr_2e-3": ("learning rate", {"learning_rate": 2e-3}),
+}
+GPT_CELLS = {
+    "base": ("base", {}),
+    "rmsnorm": ("norm", {"norm": "rmsnorm"}),
+    "no_bias": ("bias", {"bias": False}),
+    "lr_2e-3": ("learning rate", {"learning_rate": 2e-3}),
+}
+
+
+def cells(mixer):
+    """{cell name: (factor, the full setting of every ablated key)} for one mixer."""
+    out = {}
+    for name, (factor, change) in (GPT_CELLS if mixer == "gpt" else RNN_CELLS).items():
+        out[name] = (factor, {**BASES[mixer], **(SHAPES[mixer][1] if change is None else change)})
+    return out
+
+
+def run_key(setting):
+    return ",".join(f"{k}={setting[k]:.6g}" if isinstance(setting[k], float) else f"{k}={setting[k]}"
+                    for k in sorted(setting))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--mixers", nargs="+", choices=list(NAMES), default=list(NAMES))
+    parser.add_argument("--cells", nargs="+", help="only these cells (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side, each on cpu_count/jobs threads")
+    parser.add_argument("--report_only", action="store_true", help="redo the table and plot from the JSON")
+    parser.add_argument("extra", nargs="*", help="overrides passed to every train.py run, after --")
+    args = parser.parse_args()
+    stem = os.path.join(OUT, "recipe")
+    data = {"runs": {}}
+    if os.path.exists(f"{stem}.json"):
+        with open(f"{stem}.json") as f:
+            data = json.load(f)
+    if args.report_only:
+        report(stem, data)
+        return
+    if data.get("extra", args.extra) != args.extra:
+        raise SystemExit(f"{stem}.json holds runs made with the overrides {data['extra']}, not {args.extra}; "
+                         f"move it away to start a new ablation")
+    data["extra"] = args.extra
+    todo = []
+    for seed in range(args.seeds):
+        for mixer in args.mixers:
+            for name, (_, setting) in cells(mixer).items():
+                key = run_key(setting)
+                if (args.cells is None or name in args.cells) and str(seed) not in data["runs"].get(
+                        mixer, {}).get(key, {}) and (mixer, key, seed) not in [t[:3] for t in todo]:
+                    todo.append((mixer, key, seed, setting))
+    print(f"{len(todo)} runs to do, {args.jobs} at a time")
+    lock = threading.Lock()
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+
+    def run(job):
+        mixer, key, seed, setting = job
+        out_dir = os.path.join(OUT, "recipe", mixer, key.replace("=", "-").replace(",", "_"), f"seed{seed}")
+        overrides = [f"--{k}={v}" for k, v in setting.items()]
+        evals, whole = train_run([CONFIG.format(mixer), *overrides, f"--seed={seed}", f"--out_dir={out_dir}",
+                                  *args.extra], os.path.join(out_dir, "train.log"), threads=threads,
+                                 label=f"[{mixer} {key} seed {seed}] ")
+        with lock:
+            data["runs"].setdefault(mixer, {}).setdefault(key, {})[str(seed)] = {"whole_val": whole,
+                                                                                  "evals": evals}
+            with open(f"{stem}.json.tmp", "w") as f:
+                json.dump(data, f, indent=1)
+            os.replace(f"{stem}.json.tmp", f"{stem}.json")
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for future in [pool.submit(run, job) for job in todo]:
+            future.result()
+    report(stem, data)
+
+
+def summarise(data, mixer):
+    """[(cell, factor, setting, [whole-split losses by seed])] for the cells of a mixer that have runs."""
+    rows = []
+    for name, (factor, setting) in cells(mixer).items():
+        runs = data["runs"].get(mixer, {}).get(run_key(setting), {})
+        if runs:
+            rows.append((name, factor, setting, [runs[s]["whole_val"] for s in sorted(runs, key=int)]))
+    return rows
+
+
+def describe(setting, base):
+    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items() if base[k] != v]
+    return ", ".join(changed) or "(base)"
+
+
+def report(stem, data):
+    """The table (stdout and .md), one section per mixer, and a dot plot of every cell (.png)."""
+    lines = []
+    for mixer in NAMES:
+        rows = summarise(data, mixer)
+        if not rows:
+            continue
+        base = statistics.mean(rows[0][3]) if rows[0][0] == "base" else None
+        lines += [f"**{NAMES[mixer]}**, base: {describe(BASES[mixer], {k: None for k in BASES[mixer]})}", "",
+                  "| cell | change from the base | seeds | whole-split val loss (mean ± std) | vs base |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, _, setting, losses in rows:
+            std = statistics.stdev(losses) if len(losses) > 1 else float("nan")
+            delta = f"{statistics.mean(losses) - base:+.4f}" if base is not None and name != "base" else ""
+            lines.append(f"| {name} | {describe(setting, BASES[mixer])} | {len(losses)} | "
+                         f"{statistics.mean(losses):.4f} ± {std:.4f} | {delta} |")
+        lines.append("")
+    table = "\n".join(lines)
+    print(table)
+    with open(f"{stem}.md", "w") as f:
+        f.write(table)
+    plot(f"{stem}.png", data)
+
+
+def plot(path, data):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    mixers = [m for m in NAMES if summarise(data, m)]
+    fig, axes = plt.subplots(1, len(mixers), figsize=(4.5 * len(mixers), 4), sharex=True, squeeze=False)
+    for ax, mixer in zip(axes[0], mixers):
+        rows = summarise(data, mixer)
+        for y, (_, _, _, losses) in enumerate(rows):
+            ax.scatter(losses, [y] * len(losses), color="C0", s=12, alpha=0.6)
+            ax.plot([statistics.mean(losses)], [y], "k|", markersize=14)
+        if rows[0][0] == "base":
+            ax.axvline(statistics.mean(rows[0][3]), color="gray", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+        ax.invert_yaxis()
+        ax.set(title=NAMES[mixer], xlabel="whole-split val loss (dots: seeds, bar: mean)")
+        ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
