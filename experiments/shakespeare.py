@@ -1,6 +1,7 @@
 """
-The Shakespeare experiment: each mixer at equal parameter count, over several seeds; mean and std of the final
-val loss, and learning curves.
+The Shakespeare experiment: each mixer at equal parameter count, over several seeds; mean and std of the loss
+over the whole val split at the end of training, the iteration at which each RNN reaches the GPT's final loss, and
+learning curves.
 
     python -m experiments.shakespeare --seeds 3                 # the CPU recipe (config/shakespeare_char_cpu_*.py)
     python -m experiments.shakespeare --seeds 3 --budget baby   # nanoGPT's baby-GPT budget, for a GPU
@@ -35,18 +36,18 @@ def main():
             report(stem, json.load(f))
         return
     config = "config/shakespeare_char_cpu_{}.py" if args.budget == "cpu" else "config/shakespeare_char_{}.py"
-    results = {}
+    results, whole = {}, {}
     for mixer in args.mixers:
-        results[mixer] = []
+        results[mixer], whole[mixer] = [], []
         for seed in range(args.seeds):
             out_dir = os.path.join(OUT, f"shakespeare_{args.budget}", f"{mixer}-seed{seed}")
             print(f"{MIXERS[mixer]}, seed {seed}")
-            evals, _ = train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
-                              os.path.join(out_dir, "train.log"))
+            evals, loss = train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
+                                    os.path.join(out_dir, "train.log"))
             results[mixer].append(evals)
+            whole[mixer].append(loss)
     summary = {}
-    for mixer, runs in results.items():
-        finals = [run[-1]["val"] for run in runs]
+    for mixer, finals in whole.items():
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
         summary[mixer] = {"mean": statistics.mean(finals), "std": std, "finals": finals}
     data = {"budget": args.budget, "seeds": args.seeds, "extra": args.extra, "summary": summary, "curves": results}
@@ -57,10 +58,13 @@ def main():
 
 def report(stem, data):
     """The table (stdout and .md) and the learning curves (.png) of a finished experiment."""
-    rows = ["| mixer | final val loss (mean ± std) | per seed |", "| --- | --- | --- |"]
+    reach = reach_gpt(data["curves"])
+    rows = ["| mixer | whole-split val loss (mean ± std) | per seed | reaches the GPT's final loss at |",
+            "| --- | --- | --- | --- |"]
     for mixer, s in data["summary"].items():
+        at = "" if mixer == "gpt" or "gpt" not in reach else f"iteration {reach[mixer]}" if reach[mixer] else "never"
         rows.append(f"| {MIXERS[mixer]} | {s['mean']:.4f} ± {s['std']:.4f} | "
-                    f"{', '.join(f'{v:.4f}' for v in s['finals'])} |")
+                    f"{', '.join(f'{v:.4f}' for v in s['finals'])} | {at} |")
     table = "\n".join(rows)
     print(table)
     with open(f"{stem}.md", "w") as f:
@@ -71,6 +75,17 @@ def report(stem, data):
     later = [e["val"] for runs in data["curves"].values() for run in runs for e in run[1:]]
     ylim = (min(later) - 0.05, max(later) + 0.05) if later else None
     save_plot(f"{stem}.png", f"Shakespeare ({data['budget']} budget): val loss", "val loss", curves, ylim)
+
+
+def reach_gpt(curves):
+    """{mixer: the first eval iteration at which its seed-mean val curve is at or below the GPT's seed-mean final
+    val loss, or None}. The curves are the progress lines' eval_iters-batch estimates, on both sides."""
+    if "gpt" not in curves:
+        return {}
+    mean_curve = {m: [(at_step[0]["step"], statistics.mean(e["val"] for e in at_step)) for at_step in zip(*runs)]
+                  for m, runs in curves.items()}
+    target = mean_curve["gpt"][-1][1]
+    return {m: next((step for step, v in curve if v <= target), None) for m, curve in mean_curve.items()}
 
 
 if __name__ == "__main__":

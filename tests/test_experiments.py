@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-from experiments import selective_copying, shakespeare
+import train
+from configurator import parse_config
+from experiments import recipe, selective_copying, shakespeare
 
 
 def run_driver(module, monkeypatch, tmp_path, argv):
@@ -20,8 +22,9 @@ def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_pa
     data = json.loads((tmp_path / "shakespeare_cpu.json").read_text())
     runs = data["curves"]["mingru"]
     assert [[e["step"] for e in run] for run in runs] == [[0, 2, 4], [0, 2, 4]]
-    finals = [run[-1]["val"] for run in runs]
+    finals = data["summary"]["mingru"]["finals"]  # whole-split losses, close to the last 1-batch estimates
     assert finals[0] != finals[1], "the two seeds trained identical models"
+    assert finals == pytest.approx([run[-1]["val"] for run in runs], abs=0.3)
     assert data["summary"]["mingru"]["mean"] == pytest.approx(statistics.mean(finals))
     assert data["summary"]["mingru"]["std"] == pytest.approx(statistics.stdev(finals))
     table = (tmp_path / "shakespeare_cpu.md").read_text()
@@ -31,6 +34,15 @@ def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_pa
     (tmp_path / "shakespeare_cpu.md").unlink()
     run_driver(shakespeare, monkeypatch, tmp_path, ["--report_only"])
     assert (tmp_path / "shakespeare_cpu.md").read_text() == table
+
+
+def test_reach_gpt_finds_the_first_eval_at_or_below_the_gpts_final_loss():
+    curve = lambda *vals: [{"step": 10 * i, "val": v} for i, v in enumerate(vals)]  # noqa: E731
+    curves = {"gpt": [curve(4, 3, 2.0), curve(4, 3, 2.2)],  # final: 2.1 on average
+              "mingru": [curve(4, 2.0, 1.9), curve(4, 2.3, 1.9)],  # mean 2.15 at step 10: not yet
+              "minlstm": [curve(4, 2.1, 2.0), curve(4, 2.0, 2.0)],  # mean 2.05 at step 10
+              "slow": [curve(4, 3, 2.5)]}
+    assert shakespeare.reach_gpt(curves) == {"gpt": 20, "mingru": 20, "minlstm": 10, "slow": None}
 
 
 def test_selective_copying_driver_tabulates_accuracy_by_layers(tmp_path, monkeypatch):
@@ -50,3 +62,27 @@ def test_a_failed_run_stops_the_driver_and_names_its_log(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="failed; see .*train.log"):
         run_driver(selective_copying, monkeypatch, tmp_path, ["--layers", "1", "--mixers", "mingru", "--",
                                                               "--max_iters=-1"])
+
+
+def test_recipe_driver_runs_each_cell_once_per_seed_and_reports_against_the_base(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train_run(args, log_path, threads=None, label=""):
+        c = parse_config(train.Config, args)  # every override the driver passes is a valid train.py key
+        calls.append((c.mixer, c.seed))
+        loss = 1.5 + 0.1 * (c.norm == "rmsnorm") + 0.01 * c.seed
+        return [{"step": 0, "train": 4.0, "val": 4.0, "acc": None}], loss
+
+    monkeypatch.setattr(recipe, "train_run", fake_train_run)
+    run_driver(recipe, monkeypatch, tmp_path, ["--seeds", "2", "--mixers", "minlstm", "--cells", "base", "rmsnorm",
+                                               "--jobs", "1"])
+    assert calls == [("minlstm", 0), ("minlstm", 0), ("minlstm", 1), ("minlstm", 1)]  # seeds outermost
+    run_driver(recipe, monkeypatch, tmp_path, ["--seeds", "3", "--mixers", "minlstm", "--cells", "base", "rmsnorm",
+                                               "--jobs", "1"])
+    assert calls[4:] == [("minlstm", 2), ("minlstm", 2)]  # only the new seed ran
+    table = (tmp_path / "recipe.md").read_text()
+    assert "| base | (base) | 3 | 1.5100 ± 0.0100 |  |" in table
+    assert "| rmsnorm | norm=rmsnorm | 3 | 1.6100 ± 0.0100 | +0.1000 |" in table
+    (tmp_path / "recipe.md").unlink()
+    run_driver(recipe, monkeypatch, tmp_path, ["--report_only"])
+    assert (tmp_path / "recipe.md").read_text() == table and len(calls) == 6

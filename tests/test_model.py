@@ -2,17 +2,21 @@
 import pytest
 import torch
 
-from model import GPT, MIXERS, GPTConfig, sample_logits, state_nbytes
+from model import GPT, INITS, MIXERS, GPTConfig, sample_logits, state_nbytes
 
 VOCAB, BLOCK = 11, 24
+# the recipe options (model.py's norm, init, bias, mlp_ratio) change what the parallel and step paths compute
+# alike, so every mixer is checked with the defaults and with each non-default option
+RECIPES = {"default": {}, "rms-torch-nobias": {"norm": "rmsnorm", "init": "torch", "bias": False, "mlp_ratio": 2.5},
+           "mamba": {"init": "mamba"}}
 CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
+RECIPE_CASES = [(mixer, conv, recipe) for mixer, conv in CASES for recipe in RECIPES]
 
 
-def tiny(mixer, conv=0, **kw):
+def tiny(mixer, conv=0, recipe="default", **kw):
     torch.manual_seed(0)
     cfg = {"block_size": BLOCK, "vocab_size": VOCAB, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0,
-           "bias": True,
-               "mixer": mixer, "conv": conv, "expansion": 1.5}
+           "bias": True, "mixer": mixer, "conv": conv, "expansion": 1.5, **RECIPES[recipe]}
     cfg.update(kw)
     return GPT(GPTConfig(**cfg)).double().eval()
 
@@ -48,17 +52,17 @@ def assert_states_equal(a, b):
                 torch.testing.assert_close(la[key], lb[key], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("mixer,conv", CASES)
-def test_parallel_matches_step_by_step(mixer, conv):
-    model = tiny(mixer, conv)
+@pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
+def test_parallel_matches_step_by_step(mixer, conv, recipe):
+    model = tiny(mixer, conv, recipe)
     idx = tokens(3, 19)
     stepped, _ = stepped_logits(model, idx)
     torch.testing.assert_close(parallel_logits(model, idx), stepped, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("mixer,conv", CASES)
-def test_prompt_then_step_at_every_split(mixer, conv):
-    model = tiny(mixer, conv)
+@pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
+def test_prompt_then_step_at_every_split(mixer, conv, recipe):
+    model = tiny(mixer, conv, recipe)
     idx = tokens(2, 13)
     full = parallel_logits(model, idx)
     for split in range(1, idx.size(1)):
@@ -68,9 +72,9 @@ def test_prompt_then_step_at_every_split(mixer, conv):
         torch.testing.assert_close(rest, full[:, split:], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("mixer,conv", CASES)
-def test_two_chunks_with_carried_state_match_one_pass(mixer, conv):
-    model = tiny(mixer, conv)
+@pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
+def test_two_chunks_with_carried_state_match_one_pass(mixer, conv, recipe):
+    model = tiny(mixer, conv, recipe)
     idx = tokens(2, 21)
     one, state_one = model.prefill(idx, model.init_state(2))
     a, state = model.prefill(idx[:, :8], model.init_state(2))
@@ -165,6 +169,9 @@ def test_cache_options_are_for_the_gpt_only():
     ({"n_embd": 30, "n_head": 4}, "divisible"),
     ({"block_size": 0}, "block_size"),
     ({"conv": -1}, "conv"),
+    ({"init": "xavier"}, "unknown init 'xavier'; choose one of gpt2, torch, mamba"),
+    ({"norm": "batchnorm"}, "unknown norm 'batchnorm'; choose one of layernorm, rmsnorm"),
+    ({"mlp_ratio": 0.0}, "mlp_ratio"),
 ])
 def test_config_errors_name_the_problem(bad, match):
     cfg = {"block_size": 8, "vocab_size": VOCAB, "n_layer": 1, "n_head": 2, "n_embd": 16}
@@ -189,3 +196,38 @@ def test_blocks_without_mlp_still_match_step_by_step():
     idx = tokens(2, 9)
     stepped, _ = stepped_logits(model, idx)
     torch.testing.assert_close(parallel_logits(model, idx), stepped, rtol=1e-10, atol=1e-10)
+
+
+def weight(model, suffix):
+    return dict(model.named_parameters())[f"transformer.h.0.{suffix}"]
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+@pytest.mark.parametrize("init", INITS)
+def test_init_schemes_set_the_scales_they_name(mixer, init):
+    L, C = 3, 64
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=8, vocab_size=VOCAB, n_layer=L, n_head=2, n_embd=C, mixer=mixer, init=init))
+    mixer_in = weight(model, "mixer.c_attn.weight" if mixer == "attn" else "mixer.c_fc.weight")
+    proj, emb = weight(model, "mixer.c_proj.weight"), model.transformer.wte.weight
+    default = 1 / (3 * C) ** 0.5  # the std of PyTorch's Linear init, uniform in +-1/sqrt(fan_in)
+    default_proj = 1 / (3 * proj.size(1)) ** 0.5
+    depth = (2 * L) ** -0.5  # the residual projections' scale in gpt2 and mamba
+    want = {"gpt2": (0.02, 0.02 * depth, 0.02),
+            "torch": (default, default_proj, default),  # the tied embedding is lm_head's Linear init
+            "mamba": (default, default_proj * depth, 0.02)}[init]
+    got = (mixer_in.std().item(), proj.std().item(), emb.std().item())
+    assert got == pytest.approx(want, rel=0.1)
+    if init != "gpt2":  # uniform, as PyTorch's default, never past its bound
+        assert proj.abs().max().item() <= want[1] * 3 ** 0.5 + 1e-7
+    assert all((p == 0).all() for n, p in model.named_parameters() if n.endswith("bias") and ".ln_" not in n)
+
+
+def test_shapes_at_equal_parameter_count():
+    """The recipe's wider-RNN, narrower-MLP shapes keep each block at 12 C^2 weights, as the GPT's."""
+    base = dict(block_size=8, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=48, bias=False)
+    shapes = [{"mixer": "attn"}, {"mixer": "mingru", "expansion": 4 / 3}, {"mixer": "minlstm"},
+              {"mixer": "mingru", "expansion": 2.0, "mlp_ratio": 3.0},
+              {"mixer": "minlstm", "expansion": 2.0, "mlp_ratio": 2.0}]
+    counts = [GPT(GPTConfig(**base, **shape)).get_num_params() for shape in shapes]
+    assert len(set(counts)) == 1, counts
