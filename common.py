@@ -70,6 +70,9 @@ def save_checkpoint(path, obj):
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); a checkpoint gets the usual mode
         os.replace(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp):
@@ -142,24 +145,27 @@ def tokenizer(meta):
 
 
 def prepare_dataset(dataset):
-    """Run data/<dataset>/prepare.py's prepare() when train.bin or val.bin is missing."""
+    """Run data/<dataset>/prepare.py's prepare() unless train.bin, val.bin and meta.json are all there. meta.json is
+    written last, so its absence means the dataset was never prepared or its preparation was cut short."""
     directory = dataset_dir(dataset)
-    if all(os.path.exists(os.path.join(directory, f"{s}.bin")) for s in ("train", "val")):
+    if all(os.path.exists(os.path.join(directory, f)) for f in ("train.bin", "val.bin", "meta.json")):
         return
     script = os.path.join(directory, "prepare.py")
     if not os.path.exists(script):
         known = sorted(d for d in os.listdir(DATA_DIR) if os.path.exists(os.path.join(DATA_DIR, d, "prepare.py")))
         raise ConfigError(f"unknown dataset {dataset!r}; prepared datasets live in data/<name>/ "
-                         f"(known: {', '.join(known + ['selective_copying'])})")
+                          f"(known: {', '.join(known + ['selective_copying'])})")
     print(f"dataset {dataset!r} is not prepared yet; running data/{dataset}/prepare.py")
     spec = importlib.util.spec_from_file_location(f"prepare_{dataset}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     try:
         module.prepare()
+    except ImportError as e:
+        raise DataError(f"could not prepare {dataset!r}: {e}") from None
     except OSError as e:
         raise DataError(f"could not prepare {dataset!r} ({e}). Without internet, point it at a local copy: "
-                         f"python data/{dataset}/prepare.py --input PATH/TO/input.txt") from None
+                        f"python data/{dataset}/prepare.py --input PATH/TO/input.txt") from None
 
 
 class Batches:

@@ -128,8 +128,10 @@ class MinLSTM(nn.Module):
 
     def step(self, x, h):
         f, i, pre_h = self.c_fc(x).chunk(3, dim=-1)
-        f, i = torch.sigmoid(f), torch.sigmoid(i)
-        h = f / (f + i) * h + i / (f + i) * g(pre_h)
+        # f' = f / (f + i) = sigmoid(log f - log i), i' = 1 - f': the forward's log-space form, never 0 / 0 when
+        # both sigmoids underflow to 0
+        diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
+        h = torch.sigmoid(-diff) * h + torch.sigmoid(diff) * g(pre_h)
         return self.dropout(self.c_proj(h.to(x.dtype))), h
 
 

@@ -24,6 +24,7 @@ there overflows the true result as well.
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 BACKENDS = ("reference", "log", "chunked_log", "chunked")
@@ -108,6 +109,7 @@ class _ChunkedScan(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable  # its backward works in place, so it cannot be differentiated again: say so clearly
     def backward(ctx, grad_h):
         a, b, h, h0 = ctx.saved_tensors
         # dL/dh_t collects the future: g_t = grad_t + a_{t+1} * g_{t+1}, the same recurrence run backwards in time

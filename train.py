@@ -293,85 +293,88 @@ def train(c):
     log = bar.write if interactive else print
     wandb = WandbLogger(c) if c.wandb_log and master else None
     interrupt = Interrupt()
-    if master:
-        log(f"config: {dataclasses.asdict(c)}")
-        log(f"torch {torch.__version__}, git commit {git_commit()}, device {device}, dtype {c.dtype}, "
-            f"world size {world}")
-        if n := remove_stale_temp_files(c.out_dir):
-            log(f"removed {n} half-written checkpoint file(s) that an earlier, killed save left in {c.out_dir}")
-    start_iter = iter_num
-    tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
-    t0, running_mfu, last_loss = time.time(), -1.0, None
-    while True:
-        lr = get_lr(iter_num, c)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
-            res = evaluate()
-            acc = f", val acc {res['val_acc']:.4f}" if "val_acc" in res else ""
-            log(f"step {iter_num}: train loss {res['train']:.4f}, val loss {res['val']:.4f}{acc}")
+    try:  # the Ctrl-C handler is put back however the run ends
+        if master:
+            log(f"config: {dataclasses.asdict(c)}")
+            log(f"torch {torch.__version__}, git commit {git_commit()}, device {device}, dtype {c.dtype}, "
+                f"world size {world}")
+            if n := remove_stale_temp_files(c.out_dir):
+                log(f"removed {n} half-written checkpoint file(s) that an earlier, killed save left in {c.out_dir}")
+        start_iter = iter_num
+        tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
+        t0, running_mfu, last_loss = time.time(), -1.0, None
+        while True:
+            lr = get_lr(iter_num, c)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
+                res = evaluate()
+                acc = f", val acc {res['val_acc']:.4f}" if "val_acc" in res else ""
+                log(f"step {iter_num}: train loss {res['train']:.4f}, val loss {res['val']:.4f}{acc}")
+                if wandb:
+                    wandb.log({"iter": iter_num, "train/loss": res["train"], "val/loss": res["val"], "lr": lr,
+                               **({"mfu": running_mfu * 100} if running_mfu >= 0 else {})})
+                if not math.isfinite(res["val"]):
+                    raise FloatingPointError(f"val loss is {res['val']} at iteration {iter_num}")
+                if res["val"] < best_val_loss or c.always_save_checkpoint:
+                    best_val_loss = min(best_val_loss, res["val"])
+                    if iter_num > start_iter:  # a checkpoint of what is already on disk would be a waste
+                        save(f"iteration {iter_num}")
+            if c.eval_only or iter_num >= c.max_iters:
+                break
+            stop = torch.tensor(float(interrupt.requested), device=device)
+            if ddp:
+                torch.distributed.all_reduce(stop)  # every rank stops at the same iteration
+            if stop.item():
+                if master:
+                    save(f"interrupted at iteration {iter_num}")
+                break
+
+            for micro_step in range(c.gradient_accumulation_steps):
+                x, y = batches.get("train", batch_gen)
+                if ddp:  # sync gradients on the last micro step only
+                    model.require_backward_grad_sync = micro_step == c.gradient_accumulation_steps - 1
+                with ctx:
+                    _, loss = model(x, y)
+                    loss = loss / c.gradient_accumulation_steps
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"the training loss is {loss.item() * c.gradient_accumulation_steps} at "
+                                             f"iteration {iter_num}; lower learning_rate or use dtype=float32. The "
+                                             f"checkpoint in {c.out_dir} (if any) is the last good one")
+                scaler.scale(loss).backward()
+            if c.grad_clip != 0.0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+            t1 = time.time()
+            dt, t0 = t1 - t0, t1
+            iter_num += 1
+            bar.update(1)
+            if iter_num % c.log_interval == 0 and master:
+                last_loss = loss.item() * c.gradient_accumulation_steps
+                mfu = raw_model.estimate_mfu(c.batch_size * c.gradient_accumulation_steps, dt)
+                if mfu is not None:
+                    running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+                stats = {"loss": f"{last_loss:.4f}", "ms/iter": f"{dt * 1000:.0f}",
+                         "tok/s": f"{tokens_per_iter / dt:,.0f}"}
+                if mfu is not None:
+                    stats["mfu"] = f"{running_mfu * 100:.1f}%"
+                if interactive:
+                    bar.set_postfix(stats, refresh=False)
+                else:
+                    print(f"iter {iter_num}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
+        bar.close()
+        if master and c.dataset != "selective_copying" and not interrupt.requested:
+            # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
+            val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)
+            log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
             if wandb:
-                wandb.log({"iter": iter_num, "train/loss": res["train"], "val/loss": res["val"], "lr": lr,
-                           **({"mfu": running_mfu * 100} if running_mfu >= 0 else {})})
-            if not math.isfinite(res["val"]):
-                raise FloatingPointError(f"val loss is {res['val']} at iteration {iter_num}")
-            if res["val"] < best_val_loss or c.always_save_checkpoint:
-                best_val_loss = min(best_val_loss, res["val"])
-                if iter_num > start_iter:  # a checkpoint of what is already on disk would be a waste
-                    save(f"iteration {iter_num}")
-        if c.eval_only or iter_num >= c.max_iters:
-            break
-        stop = torch.tensor(float(interrupt.requested), device=device)
-        if ddp:
-            torch.distributed.all_reduce(stop)  # every rank stops at the same iteration
-        if stop.item():
-            if master:
-                save(f"interrupted at iteration {iter_num}")
-            break
-
-        for micro_step in range(c.gradient_accumulation_steps):
-            x, y = batches.get("train", batch_gen)
-            if ddp:  # sync gradients on the last micro step only
-                model.require_backward_grad_sync = micro_step == c.gradient_accumulation_steps - 1
-            with ctx:
-                _, loss = model(x, y)
-                loss = loss / c.gradient_accumulation_steps
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss is {loss.item() * c.gradient_accumulation_steps} at "
-                                         f"iteration {iter_num}; lower learning_rate or use dtype=float32. The "
-                                         f"checkpoint in {c.out_dir} (if any) is the last good one")
-            scaler.scale(loss).backward()
-        if c.grad_clip != 0.0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-
-        t1 = time.time()
-        dt, t0 = t1 - t0, t1
-        iter_num += 1
-        bar.update(1)
-        if iter_num % c.log_interval == 0 and master:
-            last_loss = loss.item() * c.gradient_accumulation_steps
-            mfu = raw_model.estimate_mfu(c.batch_size * c.gradient_accumulation_steps, dt)
-            if mfu is not None:
-                running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
-            stats = {"loss": f"{last_loss:.4f}", "ms/iter": f"{dt * 1000:.0f}", "tok/s": f"{tokens_per_iter / dt:,.0f}"}
-            if mfu is not None:
-                stats["mfu"] = f"{running_mfu * 100:.1f}%"
-            if interactive:
-                bar.set_postfix(stats, refresh=False)
-            else:
-                print(f"iter {iter_num}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
-    bar.close()
-    if master and c.dataset != "selective_copying" and not interrupt.requested:
-        # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
-        val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)
-        log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
-        if wandb:
-            wandb.log({"iter": iter_num, "val/loss_whole_split": val})
-    interrupt.close()
+                wandb.log({"iter": iter_num, "val/loss_whole_split": val})
+    finally:
+        interrupt.close()
     if wandb:
         wandb.finish()
     if ddp:

@@ -231,3 +231,49 @@ def test_shapes_at_equal_parameter_count():
               {"mixer": "minlstm", "expansion": 2.0, "mlp_ratio": 2.0}]
     counts = [GPT(GPTConfig(**base, **shape)).get_num_params() for shape in shapes]
     assert len(set(counts)) == 1, counts
+
+
+def test_mixers_step_follows_the_papers_equations_written_out():
+    """The paper's Sections 3.1 and 3.2 by hand on fixed weights: catches a mistake made in both paths at once
+    (z swapped with 1 - z, a missing normalisation), which the parallel == step tests cannot see."""
+    from model import MinGRU, MinLSTM
+    C, H = 3, 2
+    torch.manual_seed(0)
+    x, h_prev = torch.randn(4, C, dtype=torch.float64), torch.rand(4, H, dtype=torch.float64)
+
+    def g_by_hand(v):  # Appendix B
+        return torch.where(v >= 0, v + 0.5, 1 / (1 + torch.exp(-v)))
+
+    gru = MinGRU(GPTConfig(n_embd=C, n_head=1, expansion=H / C, mixer="mingru")).double()
+    W = gru.c_fc.weight
+    k_z, k_h = x @ W[:H].T + gru.c_fc.bias[:H], x @ W[H:].T + gru.c_fc.bias[H:]
+    z = 1 / (1 + torch.exp(-k_z))
+    want = (1 - z) * h_prev + z * g_by_hand(k_h)  # h_t = (1 - z_t) h_{t-1} + z_t h~_t
+    _, h = gru.step(x, h_prev)
+    torch.testing.assert_close(h, want, rtol=1e-12, atol=1e-12)
+
+    lstm = MinLSTM(GPTConfig(n_embd=C, n_head=1, expansion=H / C, mixer="minlstm")).double()
+    W, b = lstm.c_fc.weight, lstm.c_fc.bias
+    f, i = (1 / (1 + torch.exp(-(x @ W[j * H:(j + 1) * H].T + b[j * H:(j + 1) * H]))) for j in (0, 1))
+    h_tilde = g_by_hand(x @ W[2 * H:].T + b[2 * H:])
+    want = f / (f + i) * h_prev + i / (f + i) * h_tilde  # f' = f / (f + i), i' = i / (f + i)
+    _, h = lstm.step(x, h_prev)
+    torch.testing.assert_close(h, want, rtol=1e-12, atol=1e-12)
+    # and the parallel path from the same h_{t-1}
+    _, h_par = lstm(x.unsqueeze(1), h_prev)
+    torch.testing.assert_close(h_par, want, rtol=1e-12, atol=1e-12)
+
+
+def test_minlstm_step_is_finite_when_both_gates_saturate():
+    from model import MinLSTM
+    lstm = MinLSTM(GPTConfig(n_embd=2, n_head=1, mixer="minlstm"))
+    with torch.no_grad():
+        lstm.c_fc.weight.zero_()
+        lstm.c_fc.bias.copy_(torch.tensor([-120.0, -120.0, -120.0, -100.0, 1.0, 1.0]))  # f, i underflow to 0
+    x, h_prev = torch.zeros(1, 2), torch.tensor([[0.3, -0.7]])
+    _, h = lstm.step(x, h_prev)
+    _, h_par = lstm(x.unsqueeze(1), h_prev)
+    assert torch.isfinite(h).all()
+    torch.testing.assert_close(h, h_par)
+    # equal logits: f' = i' = 1/2; i 20 nats above f: i' ~ 1
+    torch.testing.assert_close(h, torch.tensor([[0.5 * 0.3 + 0.5 * 1.5, 1.5]]), rtol=1e-6, atol=1e-6)

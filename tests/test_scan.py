@@ -88,3 +88,11 @@ def test_bad_input_is_a_clear_error():
         scan(log_a, log_b[:, :4])
     with pytest.raises(ValueError, match="h0 must have shape"):
         scan(log_a, log_b, torch.zeros(3, 2))
+
+
+def test_chunked_backward_refuses_double_backward_with_a_clear_error():
+    log_a, log_b = (t.float().requires_grad_() for t in gates(1, 8, 2, extreme=False))
+    h = scan(log_a, log_b, backend="chunked")
+    (grad,) = torch.autograd.grad(h.square().sum(), log_b, create_graph=True)  # a gradient that needs grad
+    with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with @once_diff"):
+        grad.sum().backward()

@@ -85,6 +85,23 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temp file left behind
 
 
+def test_checkpoints_get_the_umask_mode_not_a_private_one(tmp_path):
+    path = os.path.join(tmp_path, "ckpt.pt")
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(path, {"model": {}, "model_args": {}, "iter_num": 0})
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644  # as torch.save(obj, path) would make it
+
+
+def test_the_ctrl_c_handler_is_restored_when_training_fails(tmp_path, char_dataset):
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(SystemExit):
+        run_train(tmp_path, "--max_iters=50", "--eval_interval=50", "--learning_rate=1e30", "--grad_clip=0")
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_corrupt_or_foreign_checkpoints_are_clear_errors(tmp_path):
     path = os.path.join(tmp_path, "ckpt.pt")
     with pytest.raises(CheckpointError, match="no checkpoint"):

@@ -5,6 +5,8 @@ This project cannot test it offline; it follows nanoGPT's recipe.
 
     pip install datasets && python data/openwebtext/prepare.py
 """
+import argparse
+import json
 import os
 
 import numpy as np
@@ -14,11 +16,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NUM_PROC = max(1, os.cpu_count() // 2)
 
 
-def main():
+def prepare(input_path=None, out_dir=HERE):
+    """The entry point every data/*/prepare.py has. meta.json is written last: without it the dataset counts as
+    unprepared, so a run killed half-way is prepared again instead of being read as whole."""
+    if input_path is not None:
+        raise ValueError("openwebtext is downloaded from the Hugging Face hub; it takes no input file")
     try:
         from datasets import load_dataset
     except ImportError:
-        raise SystemExit("data/openwebtext/prepare.py needs the datasets package: pip install datasets") from None
+        raise ImportError("preparing openwebtext needs the datasets package: pip install datasets") from None
     import tiktoken
     enc = tiktoken.get_encoding("gpt2")
     dataset = load_dataset("openwebtext", num_proc=NUM_PROC)
@@ -31,9 +37,11 @@ def main():
         return {"ids": ids, "len": len(ids)}
 
     tokenized = split.map(process, remove_columns=["text"], desc="tokenizing", num_proc=NUM_PROC)
+    meta = {"tokenizer": "gpt2", "vocab_size": 50304}
     for name, dset in tokenized.items():
         total = int(np.sum(dset["len"], dtype=np.uint64))
-        arr = np.memmap(os.path.join(HERE, f"{name}.bin"), dtype=np.uint16, mode="w+", shape=(total,))
+        meta[f"{name}_tokens"] = total
+        arr = np.memmap(os.path.join(out_dir, f"{name}.bin"), dtype=np.uint16, mode="w+", shape=(total,))
         shards, index = 1024, 0
         for i in tqdm(range(shards), desc=f"writing {name}.bin"):
             batch = dset.shard(num_shards=shards, index=i, contiguous=True).with_format("numpy")
@@ -41,6 +49,17 @@ def main():
             arr[index:index + len(ids)] = ids
             index += len(ids)
         arr.flush()
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out_dir", default=HERE)
+    try:
+        prepare(out_dir=parser.parse_args().out_dir)
+    except ImportError as e:
+        raise SystemExit(str(e)) from None
 
 
 if __name__ == "__main__":

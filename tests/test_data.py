@@ -1,0 +1,49 @@
+"""The data scripts: one entry point for all, and a half-prepared dataset counts as unprepared."""
+import importlib.util
+import inspect
+import os
+import shutil
+import sys
+
+import pytest
+
+import common
+from common import DataError, load_meta, prepare_dataset
+
+SCRIPTS = sorted(d for d in os.listdir(common.DATA_DIR) if os.path.exists(os.path.join(common.DATA_DIR, d,
+                                                                                       "prepare.py")))
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"prepare_{name}", os.path.join(common.DATA_DIR, name, "prepare.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_prepare_script_has_the_entry_point_train_py_calls(name):
+    prepare = load_script(name).prepare
+    assert list(inspect.signature(prepare).parameters) == ["input_path", "out_dir"]
+    assert all(p.default is not inspect.Parameter.empty for p in inspect.signature(prepare).parameters.values())
+
+
+def test_unprepared_openwebtext_without_datasets_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "DATA_DIR", str(tmp_path))
+    shutil.copytree(os.path.join(os.path.dirname(common.__file__), "data", "openwebtext"), tmp_path / "openwebtext")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as on a machine without the package: import fails
+    with pytest.raises(DataError, match="pip install datasets"):
+        prepare_dataset("openwebtext")
+
+
+def test_a_dataset_without_meta_json_is_prepared_again(tmp_path, monkeypatch):
+    # a prepare killed after the .bin files but before meta.json: no vocabulary, so not a usable dataset
+    monkeypatch.setattr(common, "DATA_DIR", str(tmp_path))
+    shutil.copytree(os.path.join(os.path.dirname(common.__file__), "data", "shakespeare_char"),
+                    tmp_path / "shakespeare_char", ignore=shutil.ignore_patterns("meta.json", "*.bin", "input.txt"))
+    for split in ("train", "val"):
+        (tmp_path / "shakespeare_char" / f"{split}.bin").write_bytes(b"\0\0" * 100)
+    prepare_dataset("shakespeare_char")
+    meta = load_meta("shakespeare_char")
+    assert meta["vocab_size"] == 65
+    assert os.path.getsize(tmp_path / "shakespeare_char" / "val.bin") == 2 * meta["val_tokens"]
