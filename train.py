@@ -223,12 +223,21 @@ def train(c):
         raise ConfigError(f"vocab_size={model_args['vocab_size']} is smaller than the dataset's {vocab_size}")
 
     iter_num, best_val_loss, ckpt = 0, 1e9, None
-    ckpt_path = os.path.join(c.out_dir, "ckpt.pt")
+    # ckpt.pt: what sample.py reads (the best val loss, or the latest state with always_save_checkpoint). last.pt:
+    # the state at a Ctrl-C when ckpt.pt keeps the best, so that stopping never overwrites the best model
+    ckpt_path, last_path = os.path.join(c.out_dir, "ckpt.pt"), os.path.join(c.out_dir, "last.pt")
+    resume_path = ckpt_path
     if c.init_from == "resume":
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        found = {p: load_checkpoint(p, map_location=device) for p in (ckpt_path, last_path) if os.path.exists(p)}
+        if not found:
+            raise CheckpointError(f"no checkpoint to resume from in {c.out_dir} (ckpt.pt or last.pt); train one "
+                                  f"first (init_from=scratch) or check --out_dir")
+        resume_path = max(found, key=lambda p: found[p]["iter_num"])  # the later state; ckpt.pt on a tie
+        ckpt = found.pop(resume_path)
+        del found
         if ckpt["model_args"] != model_args:
             diff = {k: (ckpt["model_args"].get(k), v) for k, v in model_args.items() if ckpt["model_args"].get(k) != v}
-            raise ConfigError(f"{ckpt_path} was trained with a different model config: " + ", ".join(
+            raise ConfigError(f"{resume_path} was trained with a different model config: " + ", ".join(
                 f"{k}={old!r} there, {new!r} here" for k, (old, new) in diff.items()) + "; drop those overrides")
         iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
     try:
@@ -247,7 +256,7 @@ def train(c):
         batch_gen.set_state(ckpt["rng"]["batches"].cpu())
         if device_type == "cuda" and "cuda" in ckpt["rng"]:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu())
-        print(f"resuming from {ckpt_path} at iteration {iter_num}")
+        print(f"resuming from {resume_path} at iteration {iter_num}")
     del ckpt
     raw_model = model
     if c.compile:
@@ -256,16 +265,16 @@ def train(c):
     if ddp:
         model = DDP(model, device_ids=[int(device.split(":")[1])] if device_type == "cuda" else None)
 
-    def save(reason):
+    def save(reason, path=ckpt_path):
         rng = {"torch": torch.get_rng_state(), "batches": batch_gen.get_state()}
         if device_type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state()
-        save_checkpoint(ckpt_path, {
+        save_checkpoint(path, {
             "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "model_args": model_args, "config": dataclasses.asdict(c), "iter_num": iter_num,
             "best_val_loss": best_val_loss, "dataset": c.dataset, "rng": rng,
         })
-        log(f"saved checkpoint to {ckpt_path} ({reason})")
+        log(f"saved checkpoint to {path} ({reason})")
 
     @torch.no_grad()
     def evaluate():
@@ -327,7 +336,8 @@ def train(c):
                 torch.distributed.all_reduce(stop)  # every rank stops at the same iteration
             if stop.item():
                 if master:
-                    save(f"interrupted at iteration {iter_num}")
+                    save(f"interrupted at iteration {iter_num}; init_from=resume continues from it",
+                         ckpt_path if c.always_save_checkpoint else last_path)
                 break
 
             for micro_step in range(c.gradient_accumulation_steps):
@@ -367,6 +377,8 @@ def train(c):
                 else:
                     print(f"iter {iter_num}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
         bar.close()
+        if master and not interrupt.requested and os.path.exists(last_path):
+            os.remove(last_path)  # the run finished: an interrupted state from before it is stale
         if master and c.dataset != "selective_copying" and not interrupt.requested:
             # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
             val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)

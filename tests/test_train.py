@@ -130,6 +130,32 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, char_dataset):
     assert load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))["iter_num"] >= 3
 
 
+def test_ctrl_c_keeps_the_best_checkpoint_and_resumes_from_the_interrupted_state(tmp_path, char_dataset, capsys):
+    keep_best = ["--always_save_checkpoint=False", "--eval_interval=10"]
+    run_train(tmp_path, "--max_iters=20", *keep_best)
+    best = os.path.join(tmp_path, "ckpt.pt")
+    before = load_checkpoint(best)
+    proc = subprocess.Popen([sys.executable, "train.py", *TINY, f"--out_dir={tmp_path}", "--mixer=mingru",
+                             "--init_from=resume", "--max_iters=100000", "--always_save_checkpoint=False",
+                             "--eval_interval=100000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("iter 25:"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0 and "last.pt" in out, out
+    after = load_checkpoint(best)
+    assert after["iter_num"] == before["iter_num"]  # the best model is untouched
+    assert all(torch.equal(after["model"][k], before["model"][k]) for k in before["model"])
+    last = load_checkpoint(os.path.join(tmp_path, "last.pt"))["iter_num"]
+    assert last >= 25
+    capsys.readouterr()
+    run_train(tmp_path, f"--max_iters={last + 2}", "--init_from=resume", *keep_best)
+    assert f"last.pt at iteration {last}" in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(tmp_path, "last.pt"))  # finished: the interrupted state is stale
+
+
 def test_ddp_on_two_cpu_processes(tmp_path, char_dataset):
     res = cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *TINY,
               f"--out_dir={tmp_path}", "--max_iters=6", "--eval_interval=6", "--gradient_accumulation_steps=2")
