@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.distributed import destroy_process_group, init_process_group
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -201,7 +202,7 @@ def train(c):
         c.dtype = "bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     ctx = autocast_context(device, c.dtype)
     torch.manual_seed(c.seed + rank)
-    batch_gen = torch.Generator().manual_seed(c.seed + rank)  # its state is checkpointed, for exact resumes
+    batch_gen = torch.Generator()  # reseeded at every iteration from (seed, rank, iteration), in the loop
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -252,10 +253,6 @@ def train(c):
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        batch_gen.set_state(ckpt["rng"]["batches"].cpu())
-        if device_type == "cuda" and "cuda" in ckpt["rng"]:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu())
         print(f"resuming from {resume_path} at iteration {iter_num}")
     del ckpt
     raw_model = model
@@ -266,13 +263,10 @@ def train(c):
         model = DDP(model, device_ids=[int(device.split(":")[1])] if device_type == "cuda" else None)
 
     def save(reason, path=ckpt_path):
-        rng = {"torch": torch.get_rng_state(), "batches": batch_gen.get_state()}
-        if device_type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state()
         save_checkpoint(path, {
             "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "model_args": model_args, "config": dataclasses.asdict(c), "iter_num": iter_num,
-            "best_val_loss": best_val_loss, "dataset": c.dataset, "rng": rng,
+            "best_val_loss": best_val_loss, "dataset": c.dataset,
         })
         log(f"saved checkpoint to {path} ({reason})")
 
@@ -340,6 +334,11 @@ def train(c):
                          ckpt_path if c.always_save_checkpoint else last_path)
                 break
 
+            # every random stream of an iteration (batches, dropout) follows from (seed, rank, iteration) alone, so
+            # a resumed run draws on every rank exactly what the uninterrupted one would have, with no RNG to save
+            torch_seed, batch_seed = np.random.SeedSequence([c.seed, rank, iter_num]).generate_state(2)
+            torch.manual_seed(int(torch_seed))
+            batch_gen.manual_seed(int(batch_seed))
             for micro_step in range(c.gradient_accumulation_steps):
                 x, y = batches.get("train", batch_gen)
                 if ddp:  # sync gradients on the last micro step only
@@ -390,8 +389,26 @@ def train(c):
     if wandb:
         wandb.finish()
     if ddp:
+        check_ranks_in_sync(raw_model)
         destroy_process_group()
     return last_loss
+
+
+class TrainingError(RuntimeError):
+    """A run that went wrong in a way the user must hear about (the message says what and where)."""
+
+
+def check_ranks_in_sync(model):
+    """DDP keeps every rank's weights identical by averaging gradients; ranks that drifted apart trained separate
+    models, and the checkpoint (rank 0's) would be one of them. Compare a few sums of the weights across ranks."""
+    flat = torch.cat([p.detach().double().reshape(-1) for p in model.parameters()])
+    stats = torch.stack([flat.sum(), flat.square().sum(), flat.abs().sum()]).to(flat.device)
+    low, high = stats.clone(), stats.clone()
+    torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+    torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+    if not torch.allclose(low, high, rtol=1e-9, atol=0):
+        raise TrainingError(f"the DDP ranks' weights differ after training (weight sums from {low.tolist()} to "
+                            f"{high.tolist()}): gradients were not synchronised")
 
 
 def main(argv=None):
@@ -401,7 +418,7 @@ def main(argv=None):
     except (ConfigError, CheckpointError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except FloatingPointError as e:
+    except (FloatingPointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 
