@@ -3,6 +3,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import scan as scan_module
 from scan import BACKENDS, scan
 
 FAST = [b for b in BACKENDS if b != "reference"]
@@ -56,9 +57,14 @@ def test_zero_h0_gives_finite_gradients_equal_to_no_h0(backend):
     h0 = torch.zeros(2, 3, requires_grad=True)
     log_a.requires_grad_()
     out = scan(log_a, log_b, h0, backend=backend)
-    ga, gh0 = torch.autograd.grad(out.sum(), (log_a, h0))
+    ga, gh0 = torch.autograd.grad(out.square().sum(), (log_a, h0))
     assert torch.isfinite(ga).all() and torch.isfinite(gh0).all()
-    torch.testing.assert_close(out, scan(log_a, log_b, backend=backend))
+    out_none = scan(log_a, log_b, backend=backend)
+    torch.testing.assert_close(out, out_none)
+    torch.testing.assert_close(ga, torch.autograd.grad(out_none.square().sum(), log_a)[0])
+    # dL/dh0 by hand: h0 reaches h_t through the product of a_1..a_t, so dL/dh0 = sum_t 2 h_t * prod a
+    decay = log_a.double().cumsum(dim=1).exp()
+    torch.testing.assert_close(gh0.double(), (2 * out.double() * decay).sum(dim=1), rtol=1e-4, atol=1e-5)
 
 
 def test_default_backend_keeps_float32_accuracy_at_16k():
@@ -69,6 +75,18 @@ def test_default_backend_keeps_float32_accuracy_at_16k():
     assert ((out.double() - ref).abs() / ref.abs()).max().item() <= 1e-5
     out = scan(log_a.float(), log_b.float(), backend="chunked_log")
     assert ((out.double() - ref).abs() / ref.abs()).max().item() <= 1e-5
+
+
+def test_backends_run_with_autocast_off(monkeypatch):
+    """On CPU no op of today's backends is changed by autocast, so only a spy sees whether scan() turned it off; on
+    CUDA autocast would run some of them in half precision."""
+    seen = []
+    monkeypatch.setitem(scan_module._IMPLS, "chunked", lambda a, b, h0: seen.append(
+        (torch.is_autocast_enabled("cpu"), a.dtype)) or torch.zeros_like(a))
+    log_a, log_b = gates(1, 4, 2, dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scan(log_a.bfloat16(), log_b.bfloat16(), backend="chunked")
+    assert seen == [(False, torch.float32)]
 
 
 @pytest.mark.parametrize("backend", FAST)
