@@ -277,7 +277,7 @@ def train(c):
         out = {}
         for split in ("train", "val"):
             losses, accs = torch.zeros(c.eval_iters), torch.zeros(c.eval_iters)
-            for k in range(c.eval_iters):
+            for k in tqdm(range(c.eval_iters), desc=f"eval {split}", disable=not interactive, leave=False):
                 x, y = batches.get(split, eval_gen)
                 with ctx:
                     logits, loss = raw_model(x, y)
@@ -303,6 +303,8 @@ def train(c):
                 f"world size {world}")
             if n := remove_stale_temp_files(c.out_dir):
                 log(f"removed {n} half-written checkpoint file(s) that an earlier, killed save left in {c.out_dir}")
+            if device_type == "cpu" and not c.eval_only and iter_num < c.max_iters:
+                warn_if_slow(raw_model, batches, ctx, c, iter_num, log)
         start_iter = iter_num
         tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
         t0, running_mfu, last_loss = time.time(), -1.0, None
@@ -392,6 +394,32 @@ def train(c):
         check_ranks_in_sync(raw_model)
         destroy_process_group()
     return last_loss
+
+
+SLOW_RUN_SECONDS = 15 * 60
+
+
+def warn_if_slow(model, batches, ctx, c, iter_num, log):
+    """On a CPU, time one training step before the first evaluation (which, at a GPU config's eval_iters, runs
+    minutes before the first line), and say how long the run will take when that is long. The loop reseeds every
+    random stream at each iteration, so this step changes nothing that follows."""
+    x, y = batches.get("train", torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(2):  # the first step is slower (allocations), the second is the one to go by
+        t0 = time.time()
+        with ctx:
+            _, loss = model(x, y)
+        loss.backward()
+        times.append(time.time() - t0)
+    model.zero_grad(set_to_none=True)
+    step = min(times) * c.gradient_accumulation_steps * 1.1  # + the optimizer
+    evals = (c.max_iters - iter_num) // c.eval_interval + 1
+    total = step * (c.max_iters - iter_num) + evals * 2 * c.eval_iters * step / 3  # an eval batch: forward only
+    if total > SLOW_RUN_SECONDS:
+        mixer = {"attn": "gpt"}.get(c.mixer, c.mixer)
+        log(f"note: on this CPU the run will take about {total / 3600:.1f} h ({step * 1000:.0f} ms per iteration, "
+            f"{c.max_iters - iter_num} iterations, {evals} evaluations of {2 * c.eval_iters} batches). For a run of "
+            f"minutes, try config/shakespeare_char_cpu_{mixer}.py")
 
 
 class TrainingError(RuntimeError):

@@ -206,6 +206,19 @@ def test_progress_is_plain_lines_without_a_terminal(tmp_path, char_dataset):
     assert "\r" not in res.stdout
 
 
+def test_a_long_cpu_run_says_how_long_it_will_take(tmp_path, char_dataset, capsys, monkeypatch):
+    args = ["--max_iters=3", "--eval_interval=3", "--dropout=0.1"]
+    run_train(tmp_path / "short", *args, mixer="attn")
+    assert "will take about" not in capsys.readouterr().out
+    monkeypatch.setattr(train, "SLOW_RUN_SECONDS", 0.0)
+    run_train(tmp_path / "long", *args, mixer="attn")
+    out = capsys.readouterr().out
+    assert "will take about" in out and "config/shakespeare_char_cpu_gpt.py" in out
+    # the timing step changed nothing: the same weights as the run without it
+    a, b = (load_checkpoint(os.path.join(tmp_path, d, "ckpt.pt"))["model"] for d in ("long", "short"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_selective_copying_trains_and_reports_answer_accuracy(tmp_path, capsys):
     train.main(["--device=cpu", "--dataset=selective_copying", "--copy_seq_len=16", "--copy_n_data=4",
                 "--block_size=20", "--mixer=mingru", "--n_layer=1", "--n_embd=16", "--mlp=False", "--batch_size=8",
