@@ -107,3 +107,60 @@ def test_h2o_keeps_recent_tokens_and_per_head_heavy_hitters():
 def test_bad_options_are_clear_errors(options, match):
     with pytest.raises(ValueError, match=match):
         make_cache(2, **options)
+
+
+@pytest.mark.parametrize("policy", ["tova", "h2o"])
+def test_model_level_keeps_match_a_hand_simulation(policy):
+    """A 1-layer GPT, a prompt longer than K and then several single-token queries: the positions each policy keeps
+    against a plain re-simulation written from the papers' rules (post-softmax weights; TOVA: the last query,
+    averaged over heads; H2O: attention accumulated over every query, per head, plus the most recent K/2)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=32, vocab_size=13, n_layer=1, n_head=2, n_embd=8, init="torch")).double().eval()
+    with torch.no_grad():
+        model.transformer.h[0].mixer.c_attn.weight.mul_(4)  # peaky attention: no near-ties in the rankings
+    K, prompt, n_steps, nh = 4, 7, 6, 2
+    idx = torch.randint(0, 13, (1, prompt + n_steps), generator=torch.Generator().manual_seed(3))
+    # every position's query and key (one layer: they depend on its own token and position only)
+    block = model.transformer.h[0]
+    with torch.no_grad():
+        x = block.ln_1(model.transformer.wte(idx[0]) + model.transformer.wpe(torch.arange(idx.size(1))))
+        q, k, _ = block.mixer.c_attn(x).split(8, dim=-1)
+    q, k = q.view(-1, nh, 4), k.view(-1, nh, 4)  # (T, nh, hs)
+
+    def weights(t, kept):  # query t's softmax over the kept positions, per head: {pos: (nh,)}
+        scores = torch.stack([(q[t] * k[j]).sum(-1) / 2.0 for j in kept])  # (len, nh), 1/sqrt(hs) = 1/2
+        return dict(zip(kept, torch.softmax(scores, dim=0)))
+
+    kept = [list(range(prompt)) for _ in range(nh)]  # per head (TOVA keeps the same set in every head)
+    acc = [dict.fromkeys(range(prompt), 0.0) for _ in range(nh)]
+    expected = []
+    for t in range(prompt - 1, prompt + n_steps):
+        if t >= prompt:  # a step: the new token joins, then the policy shrinks the state back to K
+            kept = [ks + [t] for ks in kept]
+            for h in range(nh):
+                acc[h][t] = 0.0
+        queries = range(prompt) if t == prompt - 1 else [t]  # the prefill's queries, then one per step
+        for h in range(nh):
+            for s in queries:
+                for j, w in weights(s, [j for j in kept[h] if j <= s]).items():
+                    acc[h][j] += w[h].item()
+        if len(kept[0]) > K:
+            if policy == "tova":
+                w = weights(t, kept[0])
+                drop_order = sorted(kept[0], key=lambda j: w[j].mean().item())
+                kept = [sorted(drop_order[len(kept[0]) - K:])] * nh
+            else:
+                new = []
+                for h in range(nh):
+                    recent = sorted(kept[h])[-K // 2:]
+                    heavy = sorted((j for j in kept[h] if j not in recent), key=lambda j: -acc[h][j])
+                    new.append(sorted(recent + heavy[:K - K // 2]))
+                kept = new
+        expected.append([list(ks) for ks in kept])
+
+    _, state = model.prefill(idx[:, :prompt], model.init_state(1, policy=policy, size=K))
+    got = [state["layers"][0]["kv"].pos[0].tolist()]
+    for t in range(prompt, prompt + n_steps):
+        _, state = model.step(idx[:, t], state)
+        got.append(state["layers"][0]["kv"].pos[0].tolist())
+    assert got == expected
