@@ -17,9 +17,8 @@ import json
 import os
 import statistics
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
-from experiments.runs import train_run
+from experiments.runs import run_side_by_side, threads_per_job, train_run
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
@@ -101,15 +100,14 @@ def main():
                     todo.append((mixer, key, seed, setting))
     print(f"{len(todo)} runs to do, {args.jobs} at a time")
     lock = threading.Lock()
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
     def run(job):
         mixer, key, seed, setting = job
         out_dir = os.path.join(OUT, "recipe", mixer, key.replace("=", "-").replace(",", "_"), f"seed{seed}")
         overrides = [f"--{k}={v}" for k, v in setting.items()]
         evals, whole = train_run([CONFIG.format(mixer), *overrides, f"--seed={seed}", f"--out_dir={out_dir}",
-                                  *args.extra], os.path.join(out_dir, "train.log"), threads=threads,
-                                 label=f"[{mixer} {key} seed {seed}] ")
+                                  *args.extra], os.path.join(out_dir, "train.log"),
+                                 threads=threads_per_job(args.jobs), label=f"[{mixer} {key} seed {seed}] ")
         with lock:
             data["runs"].setdefault(mixer, {}).setdefault(key, {})[str(seed)] = {"whole_val": whole,
                                                                                   "evals": evals}
@@ -117,9 +115,7 @@ def main():
                 json.dump(data, f, indent=1)
             os.replace(f"{stem}.json.tmp", f"{stem}.json")
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for future in [pool.submit(run, job) for job in todo]:
-            future.result()
+    run_side_by_side(run, todo, args.jobs)
     report(stem, data)
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import statistics
 
-from experiments.runs import save_plot, train_run
+from experiments.runs import run_side_by_side, save_plot, threads_per_job, train_run
 
 MIXERS = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
 OUT = "experiments_out"
@@ -26,6 +26,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", choices=["cpu", "baby"], default="cpu")
     parser.add_argument("--mixers", nargs="+", choices=list(MIXERS), default=list(MIXERS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side, each on cpu_count/jobs threads")
     parser.add_argument("--report_only", action="store_true",
                         help="redo the table and plot from the JSON of an earlier run, without training")
     parser.add_argument("extra", nargs="*", help="overrides passed to train.py, after --")
@@ -36,16 +37,18 @@ def main():
             report(stem, json.load(f))
         return
     config = "config/shakespeare_char_cpu_{}.py" if args.budget == "cpu" else "config/shakespeare_char_{}.py"
-    results, whole = {}, {}
-    for mixer in args.mixers:
-        results[mixer], whole[mixer] = [], []
-        for seed in range(args.seeds):
-            out_dir = os.path.join(OUT, f"shakespeare_{args.budget}", f"{mixer}-seed{seed}")
-            print(f"{MIXERS[mixer]}, seed {seed}")
-            evals, loss = train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
-                                    os.path.join(out_dir, "train.log"))
-            results[mixer].append(evals)
-            whole[mixer].append(loss)
+    jobs = [(mixer, seed) for mixer in args.mixers for seed in range(args.seeds)]
+
+    def run(job):
+        mixer, seed = job
+        out_dir = os.path.join(OUT, f"shakespeare_{args.budget}", f"{mixer}-seed{seed}")
+        return train_run([config.format(mixer), f"--seed={seed}", f"--out_dir={out_dir}", *args.extra],
+                         os.path.join(out_dir, "train.log"), threads=threads_per_job(args.jobs),
+                         label=f"[{MIXERS[mixer]} seed {seed}] ")
+
+    done = dict(zip(jobs, run_side_by_side(run, jobs, args.jobs)))
+    results = {m: [done[m, s][0] for s in range(args.seeds)] for m in args.mixers}
+    whole = {m: [done[m, s][1] for s in range(args.seeds)] for m in args.mixers}
     summary = {}
     for mixer, finals in whole.items():
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0

@@ -17,7 +17,7 @@ def run_driver(module, monkeypatch, tmp_path, argv):
 
 
 def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_path, monkeypatch, capsys):
-    run_driver(shakespeare, monkeypatch, tmp_path, ["--seeds", "2", "--mixers", "mingru", "--",
+    run_driver(shakespeare, monkeypatch, tmp_path, ["--seeds", "2", "--mixers", "mingru", "--jobs", "2", "--",
                                                     "--max_iters=4", "--eval_interval=2", "--eval_iters=1"])
     data = json.loads((tmp_path / "shakespeare_cpu.json").read_text())
     runs = data["curves"]["mingru"]

@@ -1,0 +1,56 @@
+"""The README's numbers come from the committed outputs of the commands it names: its tables must match them."""
+import json
+import os
+
+import pytest
+from conftest import ROOT
+
+
+def read(*path):
+    with open(os.path.join(ROOT, *path)) as f:
+        return f.read()
+
+
+README = read("README.md")
+
+
+def section(title):
+    """The README's text from a heading to the next heading of the same or a higher level."""
+    start = README.index(title)
+    level = title.split(" ")[0]
+    ends = [README.find(h, start + len(title)) for h in ("\n" + level + " ", "\n" + level[:-1] + " ")]
+    return README[start:min([e for e in ends if e != -1] or [len(README)])]
+
+
+@pytest.mark.parametrize("table", ["experiments_out/shakespeare_cpu.md", "experiments_out/recipe.md",
+                                   "experiments_out/selective_copying.md"])
+def test_experiment_tables_appear_verbatim(table):
+    for line in read(table).strip().splitlines():
+        assert line in README, f"{table}: {line!r} is not in the README; paste the regenerated table"
+
+
+def test_train_cost_table_matches_its_json():
+    rows = json.loads(read("bench_out", "train_cost.json"))["rows"]
+    by = {(r["T"], r["mixer"]): r for r in rows}
+    for T in sorted({r["T"] for r in rows}):
+        cells = [f"{by[T, 'minGRU']['ms']:.1f} ms", f"{by[T, 'GRU']['ms']:.1f} ms",
+                 f"{by[T, 'minGRU']['speedup_vs_classic']:.1f}x", f"{by[T, 'minLSTM']['ms']:.1f} ms",
+                 f"{by[T, 'LSTM']['ms']:.1f} ms", f"{by[T, 'minLSTM']['speedup_vs_classic']:.1f}x",
+                 f"{by[T, 'attention']['ms']:.1f} ms"]
+        assert f"| {T} | " + " | ".join(cells) + " |" in section("### Training cost")
+
+
+def test_generate_table_matches_its_json():
+    results = json.loads(read("bench_out", "generate.json"))["results"]
+    rows = {line.split("|")[1].strip(): line for line in section("### Generation cost").splitlines()
+            if line.startswith("| ")}
+    labels = {"minGRU": "minGRU", "minLSTM": "minLSTM", "GPT, full cache": "GPT, full KV cache",
+              "GPT, window 256": "GPT, window 256", "GPT, tova 256": "GPT, TOVA 256",
+              "GPT, h2o 256": "GPT, H2O 256",
+              "GPT, re-run context (nanoGPT)": "GPT, nanoGPT-style (re-run the context)"}
+    assert set(results) <= set(labels), "a model of generate.json has no README row"
+    for key, res in results.items():
+        row = rows[labels[key]]
+        cells = [c.strip() for c in row.split("|")[2:5]]
+        for n, cell in zip(("1024", "2048", "16384"), cells):
+            assert cell == (f"{res[n]['ms']:.2f} ms" if n in res else "(block_size)"), (key, n, row)
