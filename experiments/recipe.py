@@ -46,6 +46,7 @@ RNN_CELLS = {
     "conv4": ("conv", {"conv": 4}),
     "lr_1e-3": ("learning rate", {"learning_rate": 1e-3}),
     "lr_3e-3": ("learning rate", {"learning_rate": 3e-3}),
+    "lr_5e-3": ("learning rate", {"learning_rate": 5e-3}),
 }
 GPT_CELLS = {
     "base": ("base", {}),
@@ -53,6 +54,7 @@ GPT_CELLS = {
     "no_bias": ("bias", {"bias": False}),
     "lr_2e-3": ("learning rate", {"learning_rate": 2e-3}),
     "lr_3e-3": ("learning rate", {"learning_rate": 3e-3}),
+    "lr_5e-3": ("learning rate", {"learning_rate": 5e-3}),
 }
 
 
