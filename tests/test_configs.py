@@ -1,0 +1,31 @@
+"""Every shipped config parses, and each budget's mixers are matched in parameter count."""
+import glob
+import os
+
+import pytest
+from conftest import ROOT
+
+import train
+from configurator import parse_config
+from model import GPT, GPTConfig
+
+CONFIGS = sorted(glob.glob(os.path.join(ROOT, "config", "*.py")))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_every_config_parses_and_builds_a_model(path):
+    c = parse_config(train.Config, [path])
+    GPTConfig(**{k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}, vocab_size=65)
+
+
+@pytest.mark.parametrize("budget", ["shakespeare_char_cpu", "shakespeare_char"])
+def test_each_budgets_mixers_have_the_same_parameter_count(budget):
+    counts = {}
+    for name in ("gpt", "mingru", "minlstm", "gpt_nanogpt"):
+        path = os.path.join(ROOT, "config", f"{budget}_{name}.py")
+        if os.path.exists(path):
+            c = parse_config(train.Config, [path])
+            model_args = {k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}
+            counts[name] = GPT(GPTConfig(**model_args, vocab_size=65)).get_num_params()
+    assert {"gpt", "mingru", "minlstm"} <= counts.keys()
+    assert max(counts.values()) <= 1.02 * min(counts.values()), counts
