@@ -8,11 +8,13 @@ by the loss over the whole val split at the end of training.
     python -m experiments.recipe --mixers mingru --seeds 1 --cells base conv4
     python -m experiments.recipe --report_only            # the table and plot again, from the JSON
 
-Every finished run is written to experiments_out/recipe.json at once, and a run already there is not run again, so
-an interrupted ablation continues where it stopped and more seeds can be added later. Seeds go in the outer loop:
+Every finished run is written to experiments_out/recipe.json at once (merged with what is on disk, under a file
+lock, so two drivers can add cells side by side), and a run already there is not run again, so an interrupted
+ablation continues where it stopped and more seeds can be added later. Seeds go in the outer loop:
 with --seeds 3, every cell gets seed 0 before any cell gets seed 1. Writes recipe.json, .md and .png.
 """
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -110,7 +112,11 @@ def main():
         evals, whole = train_run([CONFIG.format(mixer), *overrides, f"--seed={seed}", f"--out_dir={out_dir}",
                                   *args.extra], os.path.join(out_dir, "train.log"),
                                  threads=threads_per_job(args.jobs), label=f"[{mixer} {key} seed {seed}] ")
-        with lock:
+        with lock, open(f"{stem}.lock", "w") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)  # another driver may be adding runs to the same JSON
+            if os.path.exists(f"{stem}.json"):
+                with open(f"{stem}.json") as f:
+                    data["runs"] = json.load(f)["runs"]
             data["runs"].setdefault(mixer, {}).setdefault(key, {})[str(seed)] = {"whole_val": whole,
                                                                                   "evals": evals}
             with open(f"{stem}.json.tmp", "w") as f:
