@@ -49,6 +49,7 @@ RNN_CELLS = {
     "lr_1e-3": ("learning rate", {"learning_rate": 1e-3}),
     "lr_3e-3": ("learning rate", {"learning_rate": 3e-3}),
     "lr_5e-3": ("learning rate", {"learning_rate": 5e-3}),
+    "conv4_rms_nobias": ("combined", {"conv": 4, "norm": "rmsnorm", "bias": False}),
 }
 GPT_CELLS = {
     "base": ("base", {}),
