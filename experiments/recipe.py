@@ -20,7 +20,7 @@ import os
 import statistics
 import threading
 
-from experiments.runs import run_side_by_side, threads_per_job, train_run
+from experiments.runs import ROOT, run_side_by_side, threads_per_job, train_run
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
@@ -138,6 +138,14 @@ def summarise(data, mixer):
     return rows
 
 
+def config_setting(path, mixer):
+    """The ablated keys as a config file sets them today, to mark the cell it adopted."""
+    import train
+    from configurator import parse_config
+    c = parse_config(train.Config, [os.path.join(ROOT, path)])
+    return {k: getattr(c, k) for k in BASES[mixer]}
+
+
 def describe(setting, base):
     changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items() if base[k] != v]
     return ", ".join(changed) or "(base)"
@@ -151,14 +159,17 @@ def report(stem, data):
         if not rows:
             continue
         base = statistics.mean(rows[0][3]) if rows[0][0] == "base" else None
+        configs = [CONFIG.format(mixer)] + (["config/shakespeare_char_cpu_gpt_nanogpt.py"] if mixer == "gpt" else [])
+        adopted = {path: config_setting(path, mixer) for path in configs}
         lines += [f"**{NAMES[mixer]}**, base: {describe(BASES[mixer], {k: None for k in BASES[mixer]})}", "",
                   "| cell | change from the base | seeds | whole-split val loss (mean ± std) | vs base |",
                   "| --- | --- | --- | --- | --- |"]
         for name, _, setting, losses in rows:
-            std = statistics.stdev(losses) if len(losses) > 1 else float("nan")
+            std = f" ± {statistics.stdev(losses):.4f}" if len(losses) > 1 else ""
             delta = f"{statistics.mean(losses) - base:+.4f}" if base is not None and name != "base" else ""
-            lines.append(f"| {name} | {describe(setting, BASES[mixer])} | {len(losses)} | "
-                         f"{statistics.mean(losses):.4f} ± {std:.4f} | {delta} |")
+            mark = "".join(f" (= `{path}`)" for path, kept in adopted.items() if setting == kept)
+            lines.append(f"| {name}{mark} | {describe(setting, BASES[mixer])} | {len(losses)} | "
+                         f"{statistics.mean(losses):.4f}{std} | {delta} |")
         lines.append("")
     table = "\n".join(lines)
     print(table)
