@@ -54,3 +54,19 @@ def test_generate_table_matches_its_json():
         cells = [c.strip() for c in row.split("|")[2:5]]
         for n, cell in zip(("1024", "2048", "16384"), cells):
             assert cell == (f"{res[n]['ms']:.2f} ms" if n in res else "(block_size)"), (key, n, row)
+
+
+def test_state_loss_table_matches_its_json():
+    data = json.loads(read("bench_out", "state_loss.json"))
+    rows = [line for line in section("### Loss against state size").splitlines() if line.startswith("| ")]
+    for K in (8, 16, 32):
+        row = next(r for r in rows if f"| K = {K} |" in r)
+        losses = [next(e["val_loss"] for e in data["gpt"][p] if e["K"] == K) for p in ("window", "sink", "h2o", "tova")]
+        assert row.endswith(" / ".join(f"{v:.4f}" for v in losses) + " |"), row
+    full = next(e for e in data["gpt"]["window"] if e["K"] == data["block_size"])
+    T = data["block_size"]
+    assert f"| GPT, full cache | {T} tokens | {full['state_bytes']:,} | {full['val_loss']:.4f} |" in rows
+    for name, label in (("mingru", "minGRU"), ("minlstm", "minLSTM")):
+        r = data["rnn"][name]
+        row = next(x for x in rows if x.startswith(f"| {label} |"))
+        assert row.endswith(f"| {r['state_bytes']:,} | {r['val_loss']:.4f} |"), row
