@@ -116,16 +116,21 @@ def test_corrupt_or_foreign_checkpoints_are_clear_errors(tmp_path):
         load_checkpoint(path)
 
 
-def test_ctrl_c_saves_a_checkpoint(tmp_path, char_dataset):
-    proc = subprocess.Popen([sys.executable, "train.py", *TINY, f"--out_dir={tmp_path}", "--max_iters=100000",
-                             "--eval_interval=100000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+def ctrl_c_at(iteration, *args):
+    """Run train.py with args until it logs `iteration`, press Ctrl-C, and return (exit code, output)."""
+    proc = subprocess.Popen([sys.executable, "train.py", *TINY, "--max_iters=100000", "--eval_interval=100000", *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
-        if line.startswith("iter 3:"):
+        if line.startswith(f"iter {iteration}:"):
             break
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=60)[0]
-    assert proc.returncode == 0, out
+    return proc.returncode, out
+
+
+def test_ctrl_c_saves_a_checkpoint(tmp_path, char_dataset):
+    code, out = ctrl_c_at(3, f"--out_dir={tmp_path}")
+    assert code == 0, out
     assert "interrupted at iteration" in out
     assert load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))["iter_num"] >= 3
 
@@ -135,16 +140,9 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_resumes_from_the_interrupted_state
     run_train(tmp_path, "--max_iters=20", *keep_best)
     best = os.path.join(tmp_path, "ckpt.pt")
     before = load_checkpoint(best)
-    proc = subprocess.Popen([sys.executable, "train.py", *TINY, f"--out_dir={tmp_path}", "--mixer=mingru",
-                             "--init_from=resume", "--max_iters=100000", "--always_save_checkpoint=False",
-                             "--eval_interval=100000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    for line in proc.stdout:
-        if line.startswith("iter 25:"):
-            break
-    proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=60)[0]
-    assert proc.returncode == 0 and "last.pt" in out, out
+    code, out = ctrl_c_at(25, f"--out_dir={tmp_path}", "--mixer=mingru", "--init_from=resume",
+                          "--always_save_checkpoint=False")
+    assert code == 0 and "last.pt" in out, out
     after = load_checkpoint(best)
     assert after["iter_num"] == before["iter_num"]  # the best model is untouched
     assert all(torch.equal(after["model"][k], before["model"][k]) for k in before["model"])
