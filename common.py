@@ -198,14 +198,16 @@ class Batches:
         """Every position of a split once: (x, y) batches of consecutive non-overlapping block_size windows, in
         order. The tail after the last whole window (fewer than block_size tokens) is left out."""
         data = np.memmap(self.paths[split], dtype=np.uint16, mode="r")
-        n = (len(data) - 1) // self.block_size  # windows, each with its next-token targets inside the split
+        T, n = self.block_size, self.n_windows(split)
         for start in range(0, n, batch_size):
-            rows = range(start, min(n, start + batch_size))
-            x = torch.from_numpy(np.stack([data[i * self.block_size:(i + 1) * self.block_size] for i in rows])
-                                 .astype(np.int64))
-            y = torch.from_numpy(np.stack([data[i * self.block_size + 1:(i + 1) * self.block_size + 1]
-                                           for i in rows]).astype(np.int64))
+            end = min(n, start + batch_size)  # windows start..end-1 are one contiguous stretch of the split
+            x = torch.from_numpy(data[start * T:end * T].astype(np.int64).reshape(-1, T))
+            y = torch.from_numpy(data[start * T + 1:end * T + 1].astype(np.int64).reshape(-1, T))
             yield self._to_device(x, y)
+
+    def n_windows(self, split):
+        """How many whole block_size windows windows() yields, each with its next-token targets inside the split."""
+        return (os.path.getsize(self.paths[split]) // 2 - 1) // self.block_size
 
     def _to_device(self, x, y):
         if self.device.startswith("cuda"):
@@ -221,7 +223,7 @@ def split_loss(model, batches, split="val", batch_size=64, ctx=None, progress=Fa
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    n_batches = -(-((os.path.getsize(batches.paths[split]) // 2 - 1) // batches.block_size) // batch_size)
+    n_batches = -(-batches.n_windows(split) // batch_size)
     for x, y in tqdm(batches.windows(split, batch_size), total=n_batches, desc=f"{split} split",
                      disable=not progress, leave=False):
         with ctx or nullcontext():

@@ -303,22 +303,17 @@ class GPT(nn.Module):
                 module.reset_parameters()
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        depth_scale = 1 / math.sqrt(2 * c.n_layer)
         if c.init == "gpt2":
             for module in self.modules():
                 if isinstance(module, nn.Linear):
                     nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=0.02)
-            if c.mixer == "attn":
-                nn.init.normal_(self.transformer.wpe.weight, mean=0.0, std=0.02)
-        elif c.init == "mamba":
-            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=0.02)
-            if c.mixer == "attn":
-                nn.init.normal_(self.transformer.wpe.weight, mean=0.0, std=0.02)
         if c.init in ("gpt2", "mamba"):
+            nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=0.02)
+            if c.mixer == "attn":
+                nn.init.normal_(self.transformer.wpe.weight, mean=0.0, std=0.02)
             for name, p in self.named_parameters():
                 if name.endswith("c_proj.weight"):  # the projections that write into the residual stream
-                    p.mul_(depth_scale)
+                    p.mul_(1 / math.sqrt(2 * c.n_layer))
 
     def get_num_params(self, non_embedding=True):
         """Parameter count. As nanoGPT, position embeddings are subtracted; token embeddings count via lm_head."""

@@ -378,14 +378,15 @@ def train(c):
                 else:
                     print(f"iter {iter_num}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
         bar.close()
-        if master and not interrupt.requested and os.path.exists(last_path):
-            os.remove(last_path)  # the run finished: an interrupted state from before it is stale
-        if master and c.dataset != "selective_copying" and not interrupt.requested:
-            # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
-            val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)
-            log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
-            if wandb:
-                wandb.log({"iter": iter_num, "val/loss_whole_split": val})
+        if master and not interrupt.requested:  # the run finished
+            if os.path.exists(last_path):
+                os.remove(last_path)  # an interrupted state from before it is stale
+            if c.dataset != "selective_copying":
+                # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
+                val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)
+                log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
+                if wandb:
+                    wandb.log({"iter": iter_num, "val/loss_whole_split": val})
     finally:
         interrupt.close()
     if wandb:
