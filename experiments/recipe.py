@@ -50,6 +50,12 @@ RNN_CELLS = {
     "lr_3e-3": ("learning rate", {"learning_rate": 3e-3}),
     "lr_5e-3": ("learning rate", {"learning_rate": 5e-3}),
     "conv4_rms_nobias": ("combined", {"conv": 4, "norm": "rmsnorm", "bias": False}),
+    # the optimiser, which the base takes from the config file (AdamW, weight decay 0.1, beta2 0.99, cosine to 1e-4)
+    "wd_0": ("optimiser", {"weight_decay": 0.0}),
+    "beta2_0.95": ("optimiser", {"beta2": 0.95}),
+    "min_lr_1e-5": ("optimiser", {"min_lr": 1e-5}),
+    "warmup_0": ("optimiser", {"warmup_iters": 0}),
+    "conv4_lr_3e-3": ("combined", {"conv": 4, "learning_rate": 3e-3}),
 }
 GPT_CELLS = {
     "base": ("base", {}),
@@ -138,16 +144,17 @@ def summarise(data, mixer):
     return rows
 
 
-def config_setting(path, mixer):
-    """The ablated keys as a config file sets them today, to mark the cell it adopted."""
+def config_setting(path, keys):
+    """The given keys as a config file sets them today, to mark the cell it adopted."""
     import train
     from configurator import parse_config
     c = parse_config(train.Config, [os.path.join(ROOT, path)])
-    return {k: getattr(c, k) for k in BASES[mixer]}
+    return {k: getattr(c, k) for k in keys}
 
 
 def describe(setting, base):
-    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items() if base[k] != v]
+    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
+               if base.get(k) != v]
     return ", ".join(changed) or "(base)"
 
 
@@ -160,14 +167,13 @@ def report(stem, data):
             continue
         base = statistics.mean(rows[0][3]) if rows[0][0] == "base" else None
         configs = [CONFIG.format(mixer)] + (["config/shakespeare_char_cpu_gpt_nanogpt.py"] if mixer == "gpt" else [])
-        adopted = {path: config_setting(path, mixer) for path in configs}
         lines += [f"**{NAMES[mixer]}**, base: {describe(BASES[mixer], {k: None for k in BASES[mixer]})}", "",
                   "| cell | change from the base | seeds | whole-split val loss (mean ± std) | vs base |",
                   "| --- | --- | --- | --- | --- |"]
         for name, _, setting, losses in rows:
             std = f" ± {statistics.stdev(losses):.4f}" if len(losses) > 1 else ""
             delta = f"{statistics.mean(losses) - base:+.4f}" if base is not None and name != "base" else ""
-            mark = "".join(f" (= `{path}`)" for path, kept in adopted.items() if setting == kept)
+            mark = "".join(f" (= `{path}`)" for path in configs if config_setting(path, setting) == setting)
             lines.append(f"| {name}{mark} | {describe(setting, BASES[mixer])} | {len(losses)} | "
                          f"{statistics.mean(losses):.4f}{std} | {delta} |")
         lines.append("")
