@@ -5,9 +5,10 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py train_cost [--quick]   training step time and memory vs sequence length (the paper's Figure 1)
     python bench.py generate [--quick]     ms per token and state bytes vs tokens generated so far
     python bench.py state_loss --gpt DIR --rnn DIR [DIR ...]   val loss vs state bytes, KV-cache policies vs RNNs
-    python bench.py throughput [--quick]   training tokens/s (and MFU on known GPUs), torch.compile off and on
+    python bench.py throughput [--quick] [--recipe baby]   training tokens/s (MFU on known GPUs), compile off and on
 
 Timings are medians over repeats, taken in one run on one machine; speed-ups are ratios measured in that same run.
+On CUDA the outputs are named bench_out/gpu_<name>.json (and .png), beside the CPU ones.
 """
 import argparse
 import json
@@ -44,7 +45,13 @@ def machine():
             platform.machine(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
+def out_name(name, device):
+    """bench_out/<name> for CPU runs, bench_out/gpu_<name> for CUDA runs, so neither overwrites the other."""
+    return f"gpu_{name}" if device == "cuda" else name
+
+
 def save(name, payload):
+    name = out_name(name, payload.get("device"))
     os.makedirs(OUT_DIR, exist_ok=True)
     path = os.path.join(OUT_DIR, f"{name}.json")
     with open(path, "w") as f:
@@ -67,10 +74,11 @@ def scan_inputs(B, T, D, device="cpu", dtype=torch.float32, seed=0):
     return log_a.to(device, dtype), log_b.to(device, dtype)
 
 
-def max_rel_error(backend, log_a, log_b):
+def max_rel_error(backend, log_a, log_b, device="cpu"):
+    """Largest relative error of a backend in float32 on device against the float64 loop on the CPU."""
     from scan import scan
     ref = scan(log_a, log_b, backend="reference")
-    out = scan(log_a.float(), log_b.float(), backend=backend).double()
+    out = scan(log_a.to(device, torch.float32), log_b.to(device, torch.float32), backend=backend).cpu().double()
     return ((out - ref).abs() / ref.abs()).max().item()
 
 
@@ -78,10 +86,12 @@ def bench_scan(args):
     from scan import BACKENDS, scan
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     B, D = (4, 64) if args.quick else (16, 256)
-    Ts = [256, 1024] if args.quick else [256, 1024, 4096]
+    Ts = [256, 512, 1024, 2048, 4096, 16384] if device == "cuda" else [256, 1024, 4096]
+    Ts = [256, 1024] if args.quick else Ts
     backends = [b for b in BACKENDS if b != "reference"]
     rows, results = [], []
-    print(f"scan forward+backward on {device}, B={B}, D={D}, float32; error vs the float64 loop at B=2, D=16")
+    print(f"scan forward+backward on {device}, B={B}, D={D}, float32; error on {device} vs the float64 loop at "
+          f"B=2, D=16")
     for T in Ts:
         log_a, log_b = scan_inputs(B, T, D, device)
         log_a.requires_grad_()
@@ -94,7 +104,7 @@ def bench_scan(args):
                 torch.autograd.grad(h.sum(), (log_a, log_b))
             times[backend] = median_time(run, repeats=3 if args.quick else 5)
         for backend in backends:
-            err = max_rel_error(backend, *small)
+            err = max_rel_error(backend, *small, device=device)
             ratio = times["log"] / times[backend]
             rows.append([T, backend, f"{times[backend] * 1e3:.1f}", f"{ratio:.1f}x", f"{err:.1e}"])
             results.append({"T": T, "backend": backend, "ms": times[backend] * 1e3, "speedup_vs_log": ratio,
@@ -103,13 +113,14 @@ def bench_scan(args):
     T_long = 4096 if args.quick else 16384
     print(f"\nfloat32 precision at T={T_long}, gate logits ~ N(0, 4^2), B=1, D=8")
     long_inputs = scan_inputs(1, T_long, 8, dtype=torch.float64, seed=2)
-    precision = {b: max_rel_error(b, *long_inputs) for b in backends}
+    precision = {b: max_rel_error(b, *long_inputs, device=device) for b in backends}
     print_table(["backend", "max rel err"], [[b, f"{e:.1e}"] for b, e in precision.items()])
     save("scan", {"device": device, "B": B, "D": D, "rows": results, "precision_T": T_long, "precision": precision})
 
 
-def plot(name, title, xlabel, ylabel, series, logx=True, logy=False, points=None):
+def plot(name, title, xlabel, ylabel, series, logx=True, logy=False, points=None, device="cpu"):
     """series: {label: (xs, ys)} drawn as lines; points: {label: (x, y)} drawn as markers."""
+    name = out_name(name, device)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -192,7 +203,12 @@ def bench_train_cost(args):
     save("train_cost", {"device": device, "B": B, "D": D, "memory": memory_kind, "rows": results})
     names = list(mixer_layers(D, "cpu"))
     plot("train_cost", f"Training step vs sequence length ({device}, B={B}, D={D})", "sequence length T",
-         "ms per forward+backward", {n: (Ts, [by[(T, n)]["ms"] for T in Ts]) for n in names}, logy=True)
+         "ms per forward+backward", {n: (Ts, [by[(T, n)]["ms"] for T in Ts]) for n in names}, logy=True,
+         device=device)
+    if 512 in Ts and 4096 in Ts:  # the paper's Figure 1 quotes these two lengths
+        for rnn, classic in (("minGRU", "GRU"), ("minLSTM", "LSTM")):
+            print(f"{rnn}: {by[(512, rnn)]['speedup_vs_classic']:.1f}x faster than {classic} at T=512; "
+                  f"T=4096 takes {by[(4096, rnn)]['ms'] / by[(512, rnn)]['ms']:.2f}x its T=512 time")
 
 
 def bench_generate(args):
@@ -245,7 +261,7 @@ def bench_generate(args):
               f"state bytes {'identical' if first['state_bytes'] == last['state_bytes'] else 'DIFFERENT'}")
     save("generate", {"device": device, "results": {k: {str(n): r for n, r in v.items()} for k, v in results.items()}})
     plot("generate", f"Generation cost ({device}, batch 1)", "tokens generated so far", "ms per token",
-         {label: (list(res), [r["ms"] for r in res.values()]) for label, res in results.items()})
+         {label: (list(res), [r["ms"] for r in res.values()]) for label, res in results.items()}, device=device)
 
 
 def bench_state_loss(args):
@@ -299,23 +315,33 @@ def bench_state_loss(args):
          points={m: (r["state_bytes"], r["val_loss"]) for m, r in results["rnn"].items()})
 
 
+RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespeare_char_{}.py"}
+
+
 def bench_throughput(args):
+    import train
+    from configurator import parse_config
     from model import GPT, GPTConfig
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    B, T = 12, 64  # the CPU recipe
-    base = {"n_layer": 4, "n_head": 4, "n_embd": 128, "vocab_size": 65, "block_size": T}
-    mixers = {"attn": {}, "mingru": {"expansion": 4 / 3}, "minlstm": {}}
+    # (compile, dtype): on CUDA eager float32, eager bf16 and compiled bf16 (the baby configs' dtype=auto)
+    variants = [(False, "float32"), (False, "bfloat16"), (True, "bfloat16")] if device == "cuda" else \
+        [(False, "float32"), (True, "float32")]
     rows, results = [], []
-    for mixer, extra in mixers.items():
-        for compiled in (False, True):
+    for mixer in ("gpt", "mingru", "minlstm"):
+        c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
+        cfg = GPTConfig(**{k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}, vocab_size=65)
+        B, T = c.batch_size, c.block_size
+        for compiled, dtype in variants:
             torch.manual_seed(0)
-            raw = GPT(GPTConfig(**base, mixer=mixer, **extra)).to(device)
+            raw = GPT(cfg).to(device)
             model = torch.compile(raw) if compiled else raw
-            opt = raw.configure_optimizers(0.1, 1e-3, (0.9, 0.99), device)
+            opt = raw.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device)
             x = torch.randint(0, 65, (B, T), device=device)
+            autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
-            def step(model=model, opt=opt, x=x):
-                _, loss = model(x, x)
+            def step(model=model, opt=opt, x=x, autocast=autocast):
+                with autocast:
+                    _, loss = model(x, x)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
@@ -326,14 +352,19 @@ def bench_throughput(args):
                 continue
             tok_s = B * T / seconds
             mfu = raw.estimate_mfu(B, seconds)
-            results.append({"mixer": mixer, "compile": compiled, "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
-                            "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
-            rows.append([mixer, compiled, f"{seconds * 1e3:.1f}", f"{tok_s:,.0f}",
+            results.append({"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "tokens_per_s": tok_s,
+                            "ms_per_iter": seconds * 1e3, "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
+            rows.append([cfg.mixer, compiled, dtype, f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
                          f"{raw.flops_per_token() * tok_s / 1e9:.1f}", "n/a" if mfu is None else f"{mfu:.1%}"])
-    print(f"training step (forward, backward, AdamW) on {device}, the CPU recipe: batch {B}, block {T}, "
-          f"4 layers, 128 dims; MFU only where the peak FLOP/s is known")
-    print_table(["mixer", "compile", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
-    save("throughput", {"device": device, "rows": results})
+    print(f"training step (forward, backward, AdamW) on {device}, the {args.recipe} configs' shapes "
+          f"({RECIPES[args.recipe].format('*')}); MFU only where the peak FLOP/s is known")
+    print_table(["mixer", "compile", "dtype", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
+    best = {m: min(r["ms_per_iter"] for r in results if r["mixer"] == m) for m in {r["mixer"] for r in results}}
+    if "attn" in best:
+        print("each mixer at its fastest setting, ms/iter against the GPT's: " +
+              ", ".join(f"{m} {best[m] / best['attn']:.2f}x" for m in ("mingru", "minlstm") if m in best))
+    name = "throughput" if args.recipe == "cpu" else f"throughput_{args.recipe}"
+    save(name, {"device": device, "recipe": args.recipe, "rows": results})
 
 
 def main():
@@ -350,6 +381,9 @@ def main():
         p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
         p.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is present")
         p.set_defaults(fn=fn)
+        if name == "throughput":
+            p.add_argument("--recipe", choices=list(RECIPES), default="cpu",
+                           help="the configs whose shapes to time: cpu (block 64) or baby (block 256, 6 layers)")
     p = sub.add_parser("state_loss", help="val loss vs state bytes: KV-cache policies and RNNs")
     p.add_argument("--gpt", required=True, help="out_dir of a trained GPT checkpoint")
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained minGRU/minLSTM checkpoints")

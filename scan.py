@@ -9,10 +9,11 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
 - reference:   a plain loop in float64. Slow; the ground truth the tests compare everything with.
 - log:         Heinsen's log-space scan (arXiv 2311.06281): one cumsum and one logcumsumexp. Short and parallel,
                but it subtracts the running sum of log_a, a large number at long T, so float32 accuracy decays with
-               length; and PyTorch's logcumsumexp is slow on CPU, its backward above all.
+               length; and PyTorch's logcumsumexp is slow on CPU, its backward above all. The default on CUDA up
+               to T = 512, where its few kernels beat chunked_log's many (bench_out/gpu_scan.json).
 - chunked_log: the same log-space scan inside chunks of 16 steps, all chunks at once, then the chunks' end states
                joined by a second log-space scan in float64 over T/16 summaries. All big parallel ops, which is
-               what a GPU favours, and accurate at any length. The default on CUDA.
+               what a GPU favours, and accurate at any length. The default on CUDA from T > 512.
 - chunked:     linear space with its own backward. Chunks of ~sqrt(T) steps are scanned side by side, then the
                state is carried across chunks: about 2*sqrt(T) small sequential steps instead of T. The gradient is
                the same recurrence run in reverse, so backward costs one more such scan. The default on CPU.
@@ -28,6 +29,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 BACKENDS = ("reference", "log", "chunked_log", "chunked")
+LOG_MAX_T = 512  # on CUDA, the longest T the default runs with "log" (see the list above)
 
 
 def scan_reference(log_a, log_b, h0=None):
@@ -137,7 +139,7 @@ def scan(log_a, log_b, h0=None, backend=None):
     if h0 is not None and h0.shape != (log_a.size(0), log_a.size(2)):
         raise ValueError(f"h0 must have shape (B, D) = {(log_a.size(0), log_a.size(2))}; got {tuple(h0.shape)}")
     if backend is None:
-        backend = "chunked_log" if log_a.is_cuda else "chunked"
+        backend = ("log" if log_a.size(1) <= LOG_MAX_T else "chunked_log") if log_a.is_cuda else "chunked"
     if backend not in _IMPLS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     dtype = torch.float64 if torch.float64 in (log_a.dtype, log_b.dtype) else torch.float32

@@ -75,7 +75,7 @@ class TrainConfig:
     backend: str = "auto"  # DDP backend: auto (nccl on cuda, gloo otherwise), nccl or gloo
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     dtype: str = "auto"  # auto (bfloat16 where supported, else float32), float32, bfloat16 or float16
-    compile: bool = False
+    compile: bool | str = "auto"  # auto: torch.compile on CUDA (measured faster there), not elsewhere
     seed: int = 1337
 
     def __post_init__(self):
@@ -89,7 +89,7 @@ class TrainConfig:
         if self.learning_rate <= 0 or self.min_lr < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError("learning_rate must be > 0, and min_lr, grad_clip and weight_decay >= 0")
         choices = {"init_from": ("scratch", "resume"), "backend": ("auto", "nccl", "gloo"),
-                   "dtype": ("auto", "float32", "bfloat16", "float16")}
+                   "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": ("auto", True, False)}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(f"{key} must be one of {', '.join(valid)} (got {getattr(self, key)!r})")
@@ -198,6 +198,8 @@ def train(c):
         device, rank, world = resolve_device(c.device), 0, 1
     master = rank == 0
     device_type = device.split(":")[0]
+    if c.compile == "auto":
+        c.compile = device_type == "cuda"
     if c.dtype == "auto":
         c.dtype = "bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     ctx = autocast_context(device, c.dtype)
@@ -392,8 +394,7 @@ def train(c):
     if wandb:
         wandb.finish()
     if ddp:
-        check_ranks_in_sync(raw_model)
-        destroy_process_group()
+        check_ranks_in_sync(raw_model)  # main() leaves the process group
     return last_loss
 
 
@@ -450,6 +451,11 @@ def main(argv=None):
     except (FloatingPointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        # a rank that fails leaves the group at once, however it failed, instead of waiting in the collectives of
+        # process-group teardown at exit (which can hang under NCCL); torchrun then stops the other ranks
+        if torch.distributed.is_initialized():
+            destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import pytest
 import torch
 from test_scan import gates
 
+import train
 from model import GPT, MIXERS, GPTConfig
 from scan import BACKENDS, scan
 
@@ -55,3 +56,11 @@ def test_bf16_training_step_on_cuda(mixer):
         opt.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_compile_auto_compiles_on_cuda(tmp_path, char_dataset, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(model) or model)
+    train.main(["--device=cuda", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=4",
+                "--eval_iters=2", "--max_iters=2", "--eval_interval=2", f"--out_dir={tmp_path}"])
+    assert len(compiled) == 1

@@ -35,6 +35,15 @@ def test_short_run_lowers_the_val_loss(tmp_path, capsys, char_dataset, mixer):
     assert ckpt["iter_num"] == 60 and ckpt["model_args"]["mixer"] == mixer and ckpt["model_args"]["vocab_size"] == 65
 
 
+def test_compile_auto_leaves_a_cpu_run_eager(tmp_path, char_dataset, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(model) or model)
+    run_train(tmp_path / "auto", "--max_iters=1", "--eval_interval=1")
+    assert compiled == []
+    run_train(tmp_path / "on", "--max_iters=1", "--eval_interval=1", "--compile=True")
+    assert len(compiled) == 1
+
+
 def test_resume_continues_exactly(tmp_path, char_dataset):
     common = ["--eval_interval=5", "--lr_decay_iters=10", "--dropout=0.1", "--always_save_checkpoint=True"]
     run_train(tmp_path / "a", "--max_iters=10", *common)
@@ -171,6 +180,35 @@ def test_ddp_on_two_cpu_processes_stays_in_sync_and_resumes_exactly(tmp_path, ch
     assert a["iter_num"] == b["iter_num"] == 6
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+FAIL_ON_ONE_RANK = """
+import os, sys
+sys.path.insert(0, {root!r})
+import train
+get, calls = train.Batches.get, []
+def failing_get(self, split, generator):  # rank {rank} fails on its {after}th {split} batch
+    if split == {split!r} and os.environ["RANK"] == "{rank}":
+        calls.append(1)
+        if len(calls) > {after}:
+            raise {error}("injected failure on rank {rank}")
+    return get(self, split, generator)
+train.Batches.get = failing_get
+train.main()
+"""
+
+
+@pytest.mark.parametrize("rank, split, error", [(1, "train", "RuntimeError"), (0, "val", "FloatingPointError")])
+def test_ddp_an_error_on_one_rank_ends_every_rank(tmp_path, char_dataset, rank, split, error):
+    """rank 1 failing mid-step (rank 0 waits in the gradient all-reduce) and rank 0 failing in its evaluation
+    (rank 1 waits at the next iteration's stop flag): the job ends at once, not at a collective's timeout."""
+    script = tmp_path / "fail.py"
+    script.write_text(FAIL_ON_ONE_RANK.format(root=ROOT, rank=rank, split=split, after=6, error=error))
+    t0 = time.time()
+    res = cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), *TINY,
+              f"--out_dir={tmp_path}", "--gradient_accumulation_steps=2", "--max_iters=50", "--eval_interval=10")
+    assert res.returncode != 0 and f"injected failure on rank {rank}" in res.stdout + res.stderr
+    assert time.time() - t0 < 120, "the ranks that did not fail waited for a collective's timeout"
 
 
 def test_wandb_offline_run_completes(tmp_path, char_dataset):
