@@ -83,12 +83,14 @@ def max_rel_error(backend, log_a, log_b, device="cpu"):
 
 
 def bench_scan(args):
-    from scan import BACKENDS, scan
+    from scan import BACKENDS, scan, triton_usable
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     B, D = (4, 64) if args.quick else (16, 256)
     Ts = [256, 512, 1024, 2048, 4096, 16384] if device == "cuda" else [256, 1024, 4096]
     Ts = [256, 1024] if args.quick else Ts
-    backends = [b for b in BACKENDS if b != "reference"]
+    # Triton's CPU interpreter is for tests, not timings
+    timed = triton_usable("cuda") and device == "cuda"
+    backends = [b for b in BACKENDS if b != "reference" and (b != "triton" or timed)]
     rows, results = [], []
     print(f"scan forward+backward on {device}, B={B}, D={D}, float32; error on {device} vs the float64 loop at "
           f"B=2, D=16")
@@ -319,19 +321,24 @@ RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespea
 
 
 def bench_throughput(args):
+    import scan as scan_module
     import train
     from configurator import parse_config
     from model import GPT, GPTConfig
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     # (compile, dtype): on CUDA eager float32, eager bf16 and compiled bf16 (the baby configs' dtype=auto)
-    variants = [(False, "float32"), (False, "bfloat16"), (True, "bfloat16")] if device == "cuda" else \
-        [(False, "float32"), (True, "float32")]
-    rows, results = [], []
+    # (compile, dtype, scan backend or None for the default)
+    variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
+        else [(False, "float32", None), (True, "float32", None)]
+    rows, results, original = [], [], scan_module.DEFAULT_BACKEND
     for mixer in ("gpt", "mingru", "minlstm"):
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
         cfg = GPTConfig(**{k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}, vocab_size=65)
         B, T = c.batch_size, c.block_size
-        for compiled, dtype in variants:
+        default = scan_module.default_backend(device, T)
+        extra = [(True, "bfloat16", "log")] if device == "cuda" and mixer != "gpt" and default != "log" else []
+        for compiled, dtype, backend in variants + extra:
+            scan_module.DEFAULT_BACKEND = backend or original
             torch.manual_seed(0)
             raw = GPT(cfg).to(device)
             model = torch.compile(raw) if compiled else raw
@@ -352,13 +359,16 @@ def bench_throughput(args):
                 continue
             tok_s = B * T / seconds
             mfu = raw.estimate_mfu(B, seconds)
-            results.append({"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "tokens_per_s": tok_s,
-                            "ms_per_iter": seconds * 1e3, "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
-            rows.append([cfg.mixer, compiled, dtype, f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
+            backend = "" if mixer == "gpt" else backend or default
+            results.append({"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": backend,
+                            "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
+                            "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
+            rows.append([cfg.mixer, compiled, dtype, backend, f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
                          f"{raw.flops_per_token() * tok_s / 1e9:.1f}", "n/a" if mfu is None else f"{mfu:.1%}"])
     print(f"training step (forward, backward, AdamW) on {device}, the {args.recipe} configs' shapes "
           f"({RECIPES[args.recipe].format('*')}); MFU only where the peak FLOP/s is known")
-    print_table(["mixer", "compile", "dtype", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
+    scan_module.DEFAULT_BACKEND = original
+    print_table(["mixer", "compile", "dtype", "scan", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
     best = {m: min(r["ms_per_iter"] for r in results if r["mixer"] == m) for m in {r["mixer"] for r in results}}
     if "attn" in best:
         print("each mixer at its fastest setting, ms/iter against the GPT's: " +

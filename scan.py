@@ -9,26 +9,38 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
 - reference:   a plain loop in float64. Slow; the ground truth the tests compare everything with.
 - log:         Heinsen's log-space scan (arXiv 2311.06281): one cumsum and one logcumsumexp. Short and parallel,
                but it subtracts the running sum of log_a, a large number at long T, so float32 accuracy decays with
-               length; and PyTorch's logcumsumexp is slow on CPU, its backward above all. The default on CUDA up
-               to T = 512, where its few kernels beat chunked_log's many (bench_out/gpu_scan.json).
+               length; and PyTorch's logcumsumexp is slow on CPU, its backward above all. The default on CUDA
+               without Triton up to T = 512, where its few kernels beat chunked_log's many (bench_out/gpu_scan.json).
 - chunked_log: the same log-space scan inside chunks of 16 steps, all chunks at once, then the chunks' end states
                joined by a second log-space scan in float64 over T/16 summaries. All big parallel ops, which is
-               what a GPU favours, and accurate at any length. The default on CUDA from T > 512.
+               what a GPU favours, and accurate at any length. The default on CUDA without Triton from T > 512.
 - chunked:     linear space with its own backward. Chunks of ~sqrt(T) steps are scanned side by side, then the
                state is carried across chunks: about 2*sqrt(T) small sequential steps instead of T. The gradient is
                the same recurrence run in reverse, so backward costs one more such scan. The default on CPU.
+- triton:      one Triton kernel each way (scan_triton.py): every channel walks its T steps in registers, the
+               inputs read once, nothing else built. Linear space, like chunked. The default on CUDA when Triton is
+               installed (it comes with CUDA builds of PyTorch).
 
 Every backend computes in float32 (float64 inputs stay float64), with autocast off, so bf16/fp16 training never
-runs the recurrence in low precision. The linear-space backend exponentiates log_b: an h that overflows float32
+runs the recurrence in low precision. The linear-space backends exponentiate log_b: an h that overflows float32
 there overflows the true result as well.
 """
 import math
+import os
 
 import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-BACKENDS = ("reference", "log", "chunked_log", "chunked")
+try:
+    from scan_triton import scan_triton
+except ImportError:  # Triton is optional; CUDA builds of PyTorch install it
+    scan_triton = None
+
+BACKENDS = ("reference", "log", "chunked_log", "chunked", "triton")
+# the backend scan() uses when none is given: None picks by device (see above); SCAN_BACKEND=log python train.py ...
+# sets it for a run
+DEFAULT_BACKEND = os.environ.get("SCAN_BACKEND") or None
 LOG_MAX_T = 512  # on CUDA, the longest T the default runs with "log" (see the list above)
 
 
@@ -128,7 +140,22 @@ def scan_chunked(log_a, log_b, h0=None):
     return _ChunkedScan.apply(log_a, log_b, h0)
 
 
-_IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked}
+_IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked,
+          "triton": scan_triton}
+
+
+def triton_usable(device_type):
+    """Whether the triton backend can run on this device: CUDA with Triton installed, or Triton's CPU interpreter."""
+    return scan_triton is not None and (device_type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+
+
+def default_backend(device_type, T):
+    """The backend scan() runs when given none: DEFAULT_BACKEND if set, else by device and length."""
+    if DEFAULT_BACKEND is not None:
+        return DEFAULT_BACKEND
+    if device_type == "cuda":
+        return "triton" if triton_usable("cuda") else "log" if T <= LOG_MAX_T else "chunked_log"
+    return "chunked"
 
 
 def scan(log_a, log_b, h0=None, backend=None):
@@ -138,10 +165,12 @@ def scan(log_a, log_b, h0=None, backend=None):
                          f"and {tuple(log_b.shape)}")
     if h0 is not None and h0.shape != (log_a.size(0), log_a.size(2)):
         raise ValueError(f"h0 must have shape (B, D) = {(log_a.size(0), log_a.size(2))}; got {tuple(h0.shape)}")
-    if backend is None:
-        backend = ("log" if log_a.size(1) <= LOG_MAX_T else "chunked_log") if log_a.is_cuda else "chunked"
+    backend = backend or default_backend(log_a.device.type, log_a.size(1))
     if backend not in _IMPLS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "triton" and not triton_usable(log_a.device.type):
+        raise ValueError("the triton scan backend needs Triton (pip install triton) and CUDA tensors, or "
+                         "TRITON_INTERPRET=1 to run it on the CPU (slowly, for tests)")
     dtype = torch.float64 if torch.float64 in (log_a.dtype, log_b.dtype) else torch.float32
     with torch.autocast(device_type=log_a.device.type, enabled=False):
         log_a, log_b = log_a.to(dtype), log_b.to(dtype)

@@ -2,12 +2,15 @@
 import os
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.environ.get("SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
 os.environ.setdefault("SHAKESPEARE_INPUT", os.path.join(SHARED_DATA, "tinyshakespeare", "input.txt"))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(SHARED_DATA, "tiktoken_cache"))
 os.environ.setdefault("WANDB_MODE", "offline")
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # the triton scan backend's kernels, on the CPU (slowly)
 os.environ["CI"] = "true"  # plain log lines instead of a progress bar, also in subprocesses
 
 

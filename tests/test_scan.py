@@ -6,7 +6,10 @@ from torch.nn import functional as F
 import scan as scan_module
 from scan import BACKENDS, scan
 
-FAST = [b for b in BACKENDS if b != "reference"]
+# the triton backend runs here under Triton's CPU interpreter (tests/conftest.py sets TRITON_INTERPRET=1)
+TRITON = pytest.param("triton", marks=pytest.mark.skipif(not scan_module.triton_usable("cpu"),
+                                                         reason="needs Triton: pip install triton"))
+FAST = [TRITON if b == "triton" else b for b in BACKENDS if b != "reference"]
 
 
 def gates(B, T, D, dtype=torch.float64, seed=0, extreme=True):
@@ -42,7 +45,8 @@ def test_values_and_gradients_match_reference(backend, T, with_h0):
 
 # float32 error with saturated gates: the log-space forms subtract the running sum of log_a (over the whole sequence
 # for `log`, over a 16-step chunk for `chunked_log`); the linear-space scan has no such cancellation.
-@pytest.mark.parametrize("backend,rtol", [("log", 1e-2), ("chunked_log", 3e-5), ("chunked", 1e-6)])
+@pytest.mark.parametrize("backend,rtol", [("log", 1e-2), ("chunked_log", 3e-5), ("chunked", 1e-6),
+                                                 pytest.param("triton", 1e-6, marks=TRITON.marks)])
 def test_float32_matches_reference(backend, rtol):
     log_a, log_b = gates(2, 300, 8)
     out = scan(log_a.float(), log_b.float(), backend=backend)
