@@ -335,6 +335,7 @@ def bench_throughput(args):
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
         cfg = GPTConfig(**{k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}, vocab_size=65)
         B, T = c.batch_size, c.block_size
+        scan_module.DEFAULT_BACKEND = original
         default = scan_module.default_backend(device, T)
         extra = [(True, "bfloat16", "log")] if device == "cuda" and mixer != "gpt" and default != "log" else []
         for compiled, dtype, backend in variants + extra:
@@ -353,7 +354,7 @@ def bench_throughput(args):
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             try:
-                seconds = median_time(step, repeats=5 if args.quick else 20, warmup=3)
+                seconds = median_time(step, repeats=5 if args.quick else 50, warmup=5)
             except Exception as e:  # torch.compile needs a working compiler toolchain; report, don't crash
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
                 continue

@@ -13,13 +13,15 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
                without Triton up to T = 512, where its few kernels beat chunked_log's many (bench_out/gpu_scan.json).
 - chunked_log: the same log-space scan inside chunks of 16 steps, all chunks at once, then the chunks' end states
                joined by a second log-space scan in float64 over T/16 summaries. All big parallel ops, which is
-               what a GPU favours, and accurate at any length. The default on CUDA without Triton from T > 512.
+               what a GPU favours, and accurate at any length. The default on CUDA from T > 2048, or
+               without Triton from T > 512.
 - chunked:     linear space with its own backward. Chunks of ~sqrt(T) steps are scanned side by side, then the
                state is carried across chunks: about 2*sqrt(T) small sequential steps instead of T. The gradient is
                the same recurrence run in reverse, so backward costs one more such scan. The default on CPU.
 - triton:      one Triton kernel each way (scan_triton.py): every channel walks its T steps in registers, the
-               inputs read once, nothing else built. Linear space, like chunked. The default on CUDA when Triton is
-               installed (it comes with CUDA builds of PyTorch).
+               inputs read once, nothing else built. Linear space, like chunked. Parallel over batch and channels
+               only, so it is the default on CUDA up to T = 2048 when Triton is installed (it comes with CUDA builds
+               of PyTorch), chunked_log beyond (bench_out/gpu_scan.json).
 
 Every backend computes in float32 (float64 inputs stay float64), with autocast off, so bf16/fp16 training never
 runs the recurrence in low precision. The linear-space backends exponentiate log_b: an h that overflows float32
@@ -41,7 +43,9 @@ BACKENDS = ("reference", "log", "chunked_log", "chunked", "triton")
 # the backend scan() uses when none is given: None picks by device (see above); SCAN_BACKEND=log python train.py ...
 # sets it for a run
 DEFAULT_BACKEND = os.environ.get("SCAN_BACKEND") or None
-LOG_MAX_T = 512  # on CUDA, the longest T the default runs with "log" (see the list above)
+# on CUDA, the longest T the default runs with "triton" (its parallelism is batch x channels only, so chunked_log,
+# parallel over time as well, wins beyond) and, without Triton, with "log" (see the list above)
+TRITON_MAX_T, LOG_MAX_T = 2048, 512
 
 
 def scan_reference(log_a, log_b, h0=None):
@@ -154,7 +158,9 @@ def default_backend(device_type, T):
     if DEFAULT_BACKEND is not None:
         return DEFAULT_BACKEND
     if device_type == "cuda":
-        return "triton" if triton_usable("cuda") else "log" if T <= LOG_MAX_T else "chunked_log"
+        if triton_usable("cuda") and T <= TRITON_MAX_T:
+            return "triton"
+        return "log" if T <= LOG_MAX_T else "chunked_log"
     return "chunked"
 
 
