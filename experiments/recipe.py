@@ -56,6 +56,7 @@ RNN_CELLS = {
     "min_lr_1e-5": ("optimiser", {"min_lr": 1e-5}),
     "warmup_0": ("optimiser", {"warmup_iters": 0}),
     "conv4_lr_3e-3": ("combined", {"conv": 4, "learning_rate": 3e-3}),
+    "conv4_lr_3e-3_wd_0": ("combined", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0}),
 }
 GPT_CELLS = {
     "base": ("base", {}),
