@@ -70,3 +70,24 @@ def test_state_loss_table_matches_its_json():
         r = data["rnn"][name]
         row = next(x for x in rows if x.startswith(f"| {label} |"))
         assert row.endswith(f"| {r['state_bytes']:,} | {r['val_loss']:.4f} |"), row
+
+
+def test_gpu_tables_match_their_json():
+    text = section("### On a GPU")
+    scan = {(r["T"], r["backend"]): r["ms"] for r in json.loads(read("bench_out", "gpu_scan.json"))["rows"]}
+    for T in sorted({T for T, _ in scan}):
+        cells = [f"{scan[T, b]:.2f} ms" for b in ("log", "chunked_log", "chunked", "triton")]
+        assert f"| {T} | " + " | ".join(cells) + " |" in text
+    cost = {(r["T"], r["mixer"]): r for r in json.loads(read("bench_out", "gpu_train_cost.json"))["rows"]}
+    for T in sorted({T for T, _ in cost}):
+        cells = []
+        for rnn, classic in (("minGRU", "GRU"), ("minLSTM", "LSTM")):
+            cells += [f"{cost[T, rnn]['ms']:.2f} ms", f"{cost[T, classic]['ms']:.2f} ms",
+                      f"{cost[T, rnn]['speedup_vs_classic']:.1f}x"]
+        cells.append(f"{cost[T, 'attention']['ms']:.2f} ms")
+        assert f"| {T} | " + " | ".join(cells) + " |" in text
+    names = {"attn": "GPT", "mingru": "minGRU", "minlstm": "minLSTM"}
+    for r in json.loads(read("bench_out", "gpu_throughput_baby.json"))["rows"]:
+        row = (f"| {names[r['mixer']]} | {'on' if r['compile'] else 'off'} | {r['dtype']} | {r['scan'] or '-'} | "
+               f"{r['ms_per_iter']:.2f} | {r['tokens_per_s']:,.0f} | {r['mfu']:.1%} |")
+        assert row in text
