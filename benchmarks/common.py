@@ -1,0 +1,91 @@
+"""What the benchmarks share: timing, the machine's description, saving JSON and PNG, printing tables."""
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+OUT_DIR = "bench_out"
+
+
+def median_time(fn, repeats=5, warmup=1):
+    """Median wall time of fn() in seconds, synchronising CUDA around each call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine():
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or
+            platform.machine(), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def out_name(name, device):
+    """bench_out/<name> for CPU runs, bench_out/gpu_<name> for CUDA runs, so neither overwrites the other."""
+    return f"gpu_{name}" if device == "cuda" else name
+
+
+def save(name, payload):
+    name = out_name(name, payload.get("device"))
+    os.makedirs(OUT_DIR, exist_ok=True)
+    path = os.path.join(OUT_DIR, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump({"machine": machine(), **payload}, f, indent=2)
+    print(f"wrote {path}")
+    return path
+
+
+def print_table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+
+
+def plot(name, title, xlabel, ylabel, series, logx=True, logy=False, points=None, device="cpu"):
+    """series: {label: (xs, ys)} drawn as lines; points: {label: (x, y)} drawn as markers."""
+    name = out_name(name, device)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    for label, (x, y) in (points or {}).items():
+        ax.scatter([x], [y], s=60, marker="*", zorder=3, label=label)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if logx:
+        ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(OUT_DIR, f"{name}.png")
+    os.makedirs(OUT_DIR, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def saved_bytes(fn):
+    """Bytes of the tensors autograd saves for backward while fn() runs: the activation memory of training."""
+    seen = {}
+
+    def pack(t):
+        seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())

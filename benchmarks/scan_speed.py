@@ -1,0 +1,59 @@
+"""bench.py scan: forward+backward time of every scan backend, and its float32 error against the float64 loop."""
+import torch
+from torch.nn import functional as F
+
+from benchmarks.common import median_time, print_table, save
+
+
+def scan_inputs(B, T, D, device="cpu", dtype=torch.float32, seed=0):
+    """minGRU-like inputs: gate logits ~ N(0, 4^2), log_a = log(1 - z), log_b = log(z) + log(h~)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = torch.randn(B, T, D, generator=gen, dtype=torch.float64) * 4
+    log_a, log_b = -F.softplus(k), -F.softplus(-k) + torch.randn(B, T, D, generator=gen, dtype=torch.float64)
+    return log_a.to(device, dtype), log_b.to(device, dtype)
+
+
+def max_rel_error(backend, log_a, log_b, device="cpu"):
+    """Largest relative error of a backend in float32 on device against the float64 loop on the CPU."""
+    from scan import scan
+    ref = scan(log_a, log_b, backend="reference")
+    out = scan(log_a.to(device, torch.float32), log_b.to(device, torch.float32), backend=backend).cpu().double()
+    return ((out - ref).abs() / ref.abs()).max().item()
+
+
+def bench_scan(args):
+    from scan import BACKENDS, scan, triton_usable
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    B, D = (4, 64) if args.quick else (16, 256)
+    Ts = [256, 512, 1024, 2048, 4096, 16384] if device == "cuda" else [256, 1024, 4096]
+    Ts = [256, 1024] if args.quick else Ts
+    # Triton's CPU interpreter is for tests, not timings
+    timed = triton_usable("cuda") and device == "cuda"
+    backends = [b for b in BACKENDS if b != "reference" and (b != "triton" or timed)]
+    rows, results = [], []
+    print(f"scan forward+backward on {device}, B={B}, D={D}, float32; error on {device} vs the float64 loop at "
+          f"B=2, D=16")
+    for T in Ts:
+        log_a, log_b = scan_inputs(B, T, D, device)
+        log_a.requires_grad_()
+        log_b.requires_grad_()
+        small = scan_inputs(2, T, 16, dtype=torch.float64, seed=1)
+        times = {}
+        for backend in backends:
+            def run(backend=backend, log_a=log_a, log_b=log_b):
+                h = scan(log_a, log_b, backend=backend)
+                torch.autograd.grad(h.sum(), (log_a, log_b))
+            times[backend] = median_time(run, repeats=3 if args.quick else 5)
+        for backend in backends:
+            err = max_rel_error(backend, *small, device=device)
+            ratio = times["log"] / times[backend]
+            rows.append([T, backend, f"{times[backend] * 1e3:.1f}", f"{ratio:.1f}x", f"{err:.1e}"])
+            results.append({"T": T, "backend": backend, "ms": times[backend] * 1e3, "speedup_vs_log": ratio,
+                            "max_rel_err": err})
+    print_table(["T", "backend", "fwd+bwd ms", "vs log", "max rel err"], rows)
+    T_long = 4096 if args.quick else 16384
+    print(f"\nfloat32 precision at T={T_long}, gate logits ~ N(0, 4^2), B=1, D=8")
+    long_inputs = scan_inputs(1, T_long, 8, dtype=torch.float64, seed=2)
+    precision = {b: max_rel_error(b, *long_inputs, device=device) for b in backends}
+    print_table(["backend", "max rel err"], [[b, f"{e:.1e}"] for b, e in precision.items()])
+    save("scan", {"device": device, "B": B, "D": D, "rows": results, "precision_T": T_long, "precision": precision})
