@@ -7,6 +7,7 @@ learning curves.
     python -m experiments.shakespeare --seeds 3 --budget baby   # nanoGPT's baby-GPT budget, for a GPU
     python -m experiments.shakespeare --seeds 1 -- --max_iters=200   # anything after -- goes to train.py
 
+With --mixers, the other mixers' results already in the JSON (same seeds and overrides) are kept.
 Writes experiments_out/shakespeare_<budget>.json, .md (the table) and .png (the curves); --report_only redoes
 the last two from the JSON.
 """
@@ -54,6 +55,12 @@ def main():
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
         summary[mixer] = {"mean": statistics.mean(finals), "std": std, "finals": finals}
     data = {"budget": args.budget, "seeds": args.seeds, "extra": args.extra, "summary": summary, "curves": results}
+    if os.path.exists(f"{stem}.json"):  # keep the mixers not rerun, when they were run the same way
+        with open(f"{stem}.json") as f:
+            old = json.load(f)
+        if all(old.get(k) == data[k] for k in ("budget", "seeds", "extra")):
+            for key in ("summary", "curves"):
+                data[key] = {m: data[key].get(m, old[key].get(m)) for m in MIXERS if m in data[key] or m in old[key]}
     with open(f"{stem}.json", "w") as f:
         json.dump(data, f, indent=2)
     report(stem, data)

@@ -35,6 +35,12 @@ def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_pa
     run_driver(shakespeare, monkeypatch, tmp_path, ["--report_only"])
     assert (tmp_path / "shakespeare_cpu.md").read_text() == table
 
+    # another mixer, run the same way, joins the JSON; the runs already there stay
+    run_driver(shakespeare, monkeypatch, tmp_path, ["--seeds", "2", "--mixers", "minlstm", "--jobs", "2", "--",
+                                                    "--max_iters=4", "--eval_interval=2", "--eval_iters=1"])
+    joined = json.loads((tmp_path / "shakespeare_cpu.json").read_text())
+    assert list(joined["summary"]) == ["mingru", "minlstm"] and joined["summary"]["mingru"] == data["summary"]["mingru"]
+
 
 def test_reach_gpt_finds_the_first_eval_at_or_below_the_gpts_final_loss():
     curve = lambda *vals: [{"step": 10 * i, "val": v} for i, v in enumerate(vals)]  # noqa: E731
