@@ -27,7 +27,6 @@ Every backend computes in float32 (float64 inputs stay float64), with autocast o
 runs the recurrence in low precision. The linear-space backends exponentiate log_b: an h that overflows float32
 there overflows the true result as well.
 """
-import math
 import os
 
 import torch
@@ -94,7 +93,7 @@ def _linear_scan(a, b, h0=None, reverse=False, consume_a=False):
     reverse=True runs time backwards from a zero state: h_t = a_t * h_{t+1} + b_t (used by the backward pass).
     consume_a=True lets the scan overwrite a, saving a copy of the largest tensor."""
     B, T, D = a.shape
-    C = max(1, math.isqrt(T))  # chunk length
+    C = max(1, int(T ** 0.5))  # chunk length
     n = -(-T // C)
     pad = n * C - T  # padding goes at the end; forwards nothing sees it, backwards it holds a zero state
     if pad:

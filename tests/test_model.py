@@ -277,3 +277,22 @@ def test_minlstm_step_is_finite_when_both_gates_saturate():
     torch.testing.assert_close(h, h_par)
     # equal logits: f' = i' = 1/2; i 20 nats above f: i' ~ 1
     torch.testing.assert_close(h, torch.tensor([[0.5 * 0.3 + 0.5 * 1.5, 1.5]]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_torch_compile_traces_each_mixer_without_graph_breaks(mixer):
+    """One graph per compiled shape, also when T changes and the compiler treats it as symbolic (a break would
+    split forward and backward into pieces and lose most of what compiling buys)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    model = torch.compile(GPT(GPTConfig(block_size=64, vocab_size=11, n_layer=1, n_head=2, n_embd=16, mixer=mixer,
+                                        conv=3)), backend="eager")  # dynamo alone: no C++ compiler needed
+    for T in (64, 32, 48):
+        idx = torch.randint(0, 11, (2, T))
+        _, loss = model(idx, idx)
+        loss.backward()
+    assert dict(counters["graph_break"]) == {}
+    torch._dynamo.reset()
