@@ -257,10 +257,10 @@ def train(c):
         scaler.load_state_dict(ckpt["scaler"])
         print(f"resuming from {resume_path} at iteration {iter_num}")
     del ckpt
-    raw_model = model
+    raw_model = eval_model = model  # eval_model: the compiled model when compiling, never the DDP wrapper
     if c.compile:
         print("compiling the model...")
-        model = torch.compile(model)
+        model = eval_model = torch.compile(model)
     if ddp:
         model = DDP(model, device_ids=[int(device.split(":")[1])] if device_type == "cuda" else None)
 
@@ -282,7 +282,7 @@ def train(c):
             for k in tqdm(range(c.eval_iters), desc=f"eval {split}", disable=not interactive, leave=False):
                 x, y = batches.get(split, eval_gen)
                 with ctx:
-                    logits, loss = raw_model(x, y)
+                    logits, loss = eval_model(x, y)
                 losses[k] = loss.item()
                 if c.dataset == "selective_copying":
                     from data.selective_copying.task import answer_accuracy
@@ -310,11 +310,30 @@ def train(c):
         start_iter = iter_num
         tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
         t0, running_mfu, last_loss = time.time(), -1.0, None
+        # no host sync per iteration: a non-finite loss is recorded on the device, as the first iteration it
+        # happened at, and looked at only where the host waits anyway (log lines) or before anything is saved
+        nonfinite_at = torch.full((), -1, dtype=torch.long, device=device)
+
+        def check_finite():
+            if (at := int(nonfinite_at)) >= 0:
+                raise FloatingPointError(f"the training loss became non-finite at iteration {at}; lower "
+                                         f"learning_rate or use dtype=float32. The checkpoint in {c.out_dir} (if "
+                                         f"any) is the last good one")
+
+        def first_batch(it):
+            """Iteration it's first micro-batch. Every random stream of an iteration (batches, dropout) follows
+            from (seed, rank, iteration) alone, so a resumed run draws on every rank exactly what the
+            uninterrupted one would have, with no RNG state to save."""
+            batch_gen.manual_seed(int(np.random.SeedSequence([c.seed, rank, it]).generate_state(2)[1]))
+            return batches.get("train", batch_gen)
+
+        x, y = first_batch(iter_num)
         while True:
             lr = get_lr(iter_num, c)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
+                check_finite()
                 res = evaluate()
                 acc = f", val acc {res['val_acc']:.4f}" if "val_acc" in res else ""
                 log(f"step {iter_num}: train loss {res['train']:.4f}, val loss {res['val']:.4f}{acc}")
@@ -329,31 +348,30 @@ def train(c):
                         save(f"iteration {iter_num}")
             if c.eval_only or iter_num >= c.max_iters:
                 break
-            stop = torch.tensor(float(interrupt.requested), device=device)
-            if ddp:
-                torch.distributed.all_reduce(stop)  # every rank stops at the same iteration
-            if stop.item():
+            stop = interrupt.requested
+            if ddp:  # every rank stops at the same iteration
+                flag = torch.tensor(float(stop), device=device)
+                torch.distributed.all_reduce(flag)
+                stop = bool(flag.item())
+            if stop:
+                check_finite()
                 if master:
                     save(f"interrupted at iteration {iter_num}; init_from=resume continues from it",
                          ckpt_path if c.always_save_checkpoint else last_path)
                 break
 
-            # every random stream of an iteration (batches, dropout) follows from (seed, rank, iteration) alone, so
-            # a resumed run draws on every rank exactly what the uninterrupted one would have, with no RNG to save
-            torch_seed, batch_seed = np.random.SeedSequence([c.seed, rank, iter_num]).generate_state(2)
-            torch.manual_seed(int(torch_seed))
-            batch_gen.manual_seed(int(batch_seed))
+            torch.manual_seed(int(np.random.SeedSequence([c.seed, rank, iter_num]).generate_state(2)[0]))
             for micro_step in range(c.gradient_accumulation_steps):
-                x, y = batches.get("train", batch_gen)
                 if ddp:  # sync gradients on the last micro step only
                     model.require_backward_grad_sync = micro_step == c.gradient_accumulation_steps - 1
                 with ctx:
                     _, loss = model(x, y)
                     loss = loss / c.gradient_accumulation_steps
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"the training loss is {loss.item() * c.gradient_accumulation_steps} at "
-                                             f"iteration {iter_num}; lower learning_rate or use dtype=float32. The "
-                                             f"checkpoint in {c.out_dir} (if any) is the last good one")
+                # the next batch is read while a GPU runs this one's forward
+                last = micro_step == c.gradient_accumulation_steps - 1
+                x, y = first_batch(iter_num + 1) if last else batches.get("train", batch_gen)
+                nonfinite_at = torch.where((nonfinite_at < 0) & ~torch.isfinite(loss.detach()), iter_num,
+                                           nonfinite_at)
                 scaler.scale(loss).backward()
             if c.grad_clip != 0.0:
                 scaler.unscale_(optimizer)
@@ -367,6 +385,7 @@ def train(c):
             iter_num += 1
             bar.update(1)
             if iter_num % c.log_interval == 0 and master:
+                check_finite()
                 last_loss = loss.item() * c.gradient_accumulation_steps
                 mfu = raw_model.estimate_mfu(c.batch_size * c.gradient_accumulation_steps, dt)
                 if mfu is not None:
@@ -385,7 +404,7 @@ def train(c):
                 os.remove(last_path)  # an interrupted state from before it is stale
             if c.dataset != "selective_copying":
                 # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
-                val, n_tokens = split_loss(raw_model, batches, "val", ctx=ctx, progress=interactive)
+                val, n_tokens = split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive)
                 log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
                 if wandb:
                     wandb.log({"iter": iter_num, "val/loss_whole_split": val})
