@@ -92,7 +92,7 @@ class TrainConfig:
                    "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": ("auto", True, False)}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
-                raise ConfigError(f"{key} must be one of {', '.join(valid)} (got {getattr(self, key)!r})")
+                raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))} (got {getattr(self, key)!r})")
 
 
 # every model field is a training key too, with GPTConfig's defaults; vocab_size None means "from the dataset"
