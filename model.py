@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cache import make_cache
-from scan import scan
+from scan import linear_space, scan, scan_linear
 
 MIXERS = ("attn", "mingru", "minlstm")
 NORMS = ("layernorm", "rmsnorm")
@@ -93,9 +93,12 @@ class MinGRU(nn.Module):
     def forward(self, x, h0=None):
         # parallel: x (B, T, C), h0 (B, H) or None for zeros -> y (B, T, C), h_T (B, H)
         k, pre_h = self.c_fc(x).chunk(2, dim=-1)
-        log_z = -F.softplus(-k)  # log(sigmoid(k))
-        log_a = -F.softplus(k)  # log(1 - sigmoid(k))
-        h = scan(log_a, log_z + log_g(pre_h), h0)  # (B, T, H), float32 even under autocast
+        if linear_space(x.device.type, x.size(1)):  # the CPU's scan: a = 1 - z and b = z * h~, as step forms them
+            h = scan_linear(torch.sigmoid(-k), torch.sigmoid(k) * g(pre_h), h0)
+        else:  # the GPU's: the same in log space (Appendix B)
+            log_z = -F.softplus(-k)  # log(sigmoid(k))
+            log_a = -F.softplus(k)  # log(1 - sigmoid(k))
+            h = scan(log_a, log_z + log_g(pre_h), h0)  # (B, T, H), float32 even under autocast
         return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]
 
     def step(self, x, h):
@@ -121,9 +124,12 @@ class MinLSTM(nn.Module):
         f, i, pre_h = self.c_fc(x).chunk(3, dim=-1)
         # log f' = -softplus(log i - log f) and log i' = -softplus(log f - log i), with log sigmoid(u) = -softplus(-u)
         diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
-        log_f, log_i = -F.softplus(diff), -F.softplus(-diff)
         # the carried state enters the scan as is: g() applies to candidates only, never to h_{t-1}
-        h = scan(log_f, log_i + log_g(pre_h), h0)
+        if linear_space(x.device.type, x.size(1)):  # f' = sigmoid(log f - log i), i' = 1 - f', as step forms them
+            h = scan_linear(torch.sigmoid(-diff), torch.sigmoid(diff) * g(pre_h), h0)
+        else:
+            log_f, log_i = -F.softplus(diff), -F.softplus(-diff)
+            h = scan(log_f, log_i + log_g(pre_h), h0)
         return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]
 
     def step(self, x, h):

@@ -143,6 +143,42 @@ def scan_chunked(log_a, log_b, h0=None):
     return _ChunkedScan.apply(log_a, log_b, h0)
 
 
+class _LinearScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, h0):
+        h = _linear_scan(a, b, h0)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        a, h, h0 = ctx.saved_tensors
+        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
+        g = _linear_scan(a_next, grad_h, reverse=True, consume_a=True)  # dL/dh_t, as in _ChunkedScan
+        grad_h0 = g[:, 0] * a[:, 0] if h0 is not None and ctx.needs_input_grad[2] else None
+        h_prev = torch.cat([torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1), h[:, :-1]], dim=1)
+        return h_prev.mul_(g), g, grad_h0  # d/da = g * h_{t-1}, d/db = g
+
+
+def scan_linear(a, b, h0=None):
+    """h_t = a_t * h_{t-1} + b_t with a, b (B, T, D) in linear space (a >= 0, b of any sign) and h0 (B, D) or None:
+    the chunked backend's algorithm without the round trip through log space, float32 (float64 stays float64) with
+    autocast off. The mixers use it where the default backend is chunked (the CPU): they form a and b directly,
+    as their step does, and skip the log/exp kernels."""
+    if a.dim() != 3 or a.shape != b.shape:
+        raise ValueError(f"scan_linear needs a and b of the same shape (B, T, D); got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype) else torch.float32
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return _LinearScan.apply(a.to(dtype), b.to(dtype), None if h0 is None else h0.to(dtype))
+
+
+def linear_space(device_type, T):
+    """Whether the mixers should form a and b in linear space (scan_linear) rather than in log space (scan)."""
+    return default_backend(device_type, T) == "chunked"
+
+
 _IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked,
           "triton": scan_triton}
 

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import scan as scan_module
 from model import GPT, INITS, MIXERS, GPTConfig, sample_logits, state_nbytes
 
 VOCAB, BLOCK = 11, 24
@@ -11,6 +12,16 @@ RECIPES = {"default": {}, "rms-torch-nobias": {"norm": "rmsnorm", "init": "torch
            "mamba": {"init": "mamba"}}
 CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
 RECIPE_CASES = [(mixer, conv, recipe) for mixer, conv in CASES for recipe in RECIPES]
+
+
+@pytest.fixture(params=["linear", "log"])
+def space(request, monkeypatch):
+    """The RNN mixers' two parallel forms: a and b in linear space (scan_linear, the CPU's default) and in log space
+    (scan, the GPU's; here with the chunked_log backend)."""
+    if request.param == "log":
+        monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "chunked_log")
+    assert scan_module.linear_space("cpu", 64) == (request.param == "linear")
+    return request.param
 
 
 def tiny(mixer, conv=0, recipe="default", **kw):
@@ -53,7 +64,7 @@ def assert_states_equal(a, b):
 
 
 @pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
-def test_parallel_matches_step_by_step(mixer, conv, recipe):
+def test_parallel_matches_step_by_step(mixer, conv, recipe, space):
     model = tiny(mixer, conv, recipe)
     idx = tokens(3, 19)
     stepped, _ = stepped_logits(model, idx)
@@ -61,7 +72,7 @@ def test_parallel_matches_step_by_step(mixer, conv, recipe):
 
 
 @pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
-def test_prompt_then_step_at_every_split(mixer, conv, recipe):
+def test_prompt_then_step_at_every_split(mixer, conv, recipe, space):
     model = tiny(mixer, conv, recipe)
     idx = tokens(2, 13)
     full = parallel_logits(model, idx)
@@ -73,7 +84,7 @@ def test_prompt_then_step_at_every_split(mixer, conv, recipe):
 
 
 @pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
-def test_two_chunks_with_carried_state_match_one_pass(mixer, conv, recipe):
+def test_two_chunks_with_carried_state_match_one_pass(mixer, conv, recipe, space):
     model = tiny(mixer, conv, recipe)
     idx = tokens(2, 21)
     one, state_one = model.prefill(idx, model.init_state(2))

@@ -118,3 +118,32 @@ def test_chunked_backward_refuses_double_backward_with_a_clear_error():
     (grad,) = torch.autograd.grad(h.square().sum(), log_b, create_graph=True)  # a gradient that needs grad
     with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with @once_diff"):
         grad.sum().backward()
+
+
+@pytest.mark.parametrize("T", [1, 63, 65, 300])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_scan_linear_matches_a_float64_loop_with_signed_b(T, with_h0):
+    """The linear-space entry (a >= 0, b and h0 of any sign), values and gradients, against the recurrence as
+    written, differentiated by autograd."""
+    gen = torch.Generator().manual_seed(T)
+    B, D = 3, 5
+    a = torch.rand(B, T, D, generator=gen, dtype=torch.float64)
+    a[0, : T // 2] = 1.0  # the state carried untouched
+    a[-1, T // 3:] = 0.0  # and forgotten at once
+    b = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
+    h0 = torch.randn(B, D, generator=gen, dtype=torch.float64) if with_h0 else None
+    inputs = [t.requires_grad_() for t in (a, b) + ((h0,) if with_h0 else ())]
+    h, ref = torch.zeros(B, D, dtype=torch.float64) if h0 is None else h0, []
+    for t in range(T):
+        h = a[:, t] * h + b[:, t]
+        ref.append(h)
+    ref = torch.stack(ref, dim=1)
+    w = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
+    ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
+    out = scan_module.scan_linear(a, b, h0)
+    grads = torch.autograd.grad((out * w).sum(), inputs)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        scan_module.scan_linear(a, b[:, :, :1])
