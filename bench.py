@@ -6,6 +6,7 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py generate [--quick]     ms per token and state bytes vs tokens generated so far
     python bench.py state_loss --gpt DIR --rnn DIR [DIR ...]   val loss vs state bytes, KV-cache policies vs RNNs
     python bench.py throughput [--quick] [--recipe baby]   training tokens/s (MFU on known GPUs), compile off and on
+    python bench.py time_to_loss [--quick]   whole-split val loss against training seconds, CPU recipe, each mixer
 
 Timings are medians over repeats, taken in one run on one machine; speed-ups are ratios measured in that same run.
 On CUDA the outputs are named bench_out/gpu_<name>.json (and .png), beside the CPU ones.
@@ -16,6 +17,7 @@ from benchmarks.generate import bench_generate
 from benchmarks.scan_speed import bench_scan
 from benchmarks.state_loss import bench_state_loss
 from benchmarks.throughput import RECIPES, bench_throughput
+from benchmarks.time_to_loss import bench_time_to_loss
 from benchmarks.train_cost import bench_train_cost
 
 
@@ -36,6 +38,9 @@ def main():
         if name == "throughput":
             p.add_argument("--recipe", choices=list(RECIPES), default="cpu",
                            help="the configs whose shapes to time: cpu (block 64) or baby (block 256, 6 layers)")
+    p = sub.add_parser("time_to_loss", help="val loss against training seconds, each mixer's CPU recipe")
+    p.add_argument("--quick", action="store_true", help="200 iterations instead of 2000, for a smoke run")
+    p.set_defaults(fn=bench_time_to_loss)
     p = sub.add_parser("state_loss", help="val loss vs state bytes: KV-cache policies and RNNs")
     p.add_argument("--gpt", required=True, help="out_dir of a trained GPT checkpoint")
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained minGRU/minLSTM checkpoints")

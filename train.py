@@ -47,6 +47,7 @@ class TrainConfig:
     log_interval: int = 1
     eval_iters: int = 200
     eval_only: bool = False
+    eval_whole_split: bool = False  # each evaluation also gives the loss over the whole val split (bench time_to_loss)
     always_save_checkpoint: bool = True
     init_from: str = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
     # wandb
@@ -310,6 +311,7 @@ def train(c):
         start_iter = iter_num
         tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
         t0, running_mfu, last_loss = time.time(), -1.0, None
+        train_seconds = 0.0  # wall time spent in training iterations in this process, evaluations and saves left out
         # no host sync per iteration: a non-finite loss is recorded on the device, as the first iteration it
         # happened at, and looked at only where the host waits anyway (log lines) or before anything is saved
         nonfinite_at = torch.full((), -1, dtype=torch.long, device=device)
@@ -342,10 +344,14 @@ def train(c):
                                **({"mfu": running_mfu * 100} if running_mfu >= 0 else {})})
                 if not math.isfinite(res["val"]):
                     raise FloatingPointError(f"val loss is {res['val']} at iteration {iter_num}")
+                if c.eval_whole_split and c.dataset != "selective_copying":
+                    val, _ = split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive)
+                    log(f"step {iter_num}: whole val split loss {val:.4f} after {train_seconds:.2f} s of training")
                 if res["val"] < best_val_loss or c.always_save_checkpoint:
                     best_val_loss = min(best_val_loss, res["val"])
                     if iter_num > start_iter:  # a checkpoint of what is already on disk would be a waste
                         save(f"iteration {iter_num}")
+                t0 = time.time()  # the next iteration's time leaves the evaluation out
             if c.eval_only or iter_num >= c.max_iters:
                 break
             stop = interrupt.requested
@@ -382,6 +388,7 @@ def train(c):
 
             t1 = time.time()
             dt, t0 = t1 - t0, t1
+            train_seconds += dt
             iter_num += 1
             bar.update(1)
             if iter_num % c.log_interval == 0 and master:

@@ -1,0 +1,56 @@
+"""bench.py time_to_loss: whole-split val loss against training wall time, each mixer at its CPU recipe."""
+import os
+import subprocess
+import sys
+import tempfile
+
+from benchmarks.common import plot, print_table, save
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MIXERS = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM"}
+
+
+def train_curve(mixer, every, extra):
+    """[(iteration, training seconds, whole-split val loss)] of one train.py run of config/shakespeare_char_cpu_*.py,
+    read from its 'whole val split loss X after S s of training' lines (evaluations and saves are not counted)."""
+    with tempfile.TemporaryDirectory() as out_dir:
+        cmd = [sys.executable, "train.py", f"config/shakespeare_char_cpu_{mixer}.py", "--eval_whole_split=True",
+               f"--eval_interval={every}", f"--out_dir={out_dir}", *extra]
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CI": "true"})
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+    curve = []
+    for line in res.stdout.splitlines():
+        if ": whole val split loss " in line:  # step N: whole val split loss X after S s of training
+            head, tail = line.split(": whole val split loss ")
+            loss, seconds = tail.split(" after ")
+            curve.append((int(head.split()[-1]), float(seconds.split()[0]), float(loss)))
+    return curve
+
+
+def bench_time_to_loss(args):
+    every, extra = (50, ["--max_iters=200", "--lr_decay_iters=200"]) if args.quick else (100, [])
+    print("training each mixer's CPU recipe (config/shakespeare_char_cpu_*.py) in turn, in one process each, "
+          f"with the whole val split evaluated every {every} iterations; seconds count training only")
+    curves = {}
+    for mixer in MIXERS:
+        curves[mixer] = train_curve(mixer, every, extra)
+        it, seconds, loss = curves[mixer][-1]
+        print(f"{MIXERS[mixer]}: {loss:.4f} after {it} iterations, {seconds:.1f} s of training")
+    target, gpt_seconds = curves["gpt"][-1][2], curves["gpt"][-1][1]
+    rows, results = [], {}
+    for mixer, curve in curves.items():
+        reach = next(((it, s) for it, s, loss in curve if loss <= target), (None, None))
+        results[mixer] = {"curve": [{"iter": it, "seconds": s, "val_loss": v} for it, s, v in curve],
+                          "reach_gpt_final": {"iter": reach[0], "seconds": reach[1],
+                                              "fraction_of_gpt_time": None if reach[1] is None else
+                                              reach[1] / gpt_seconds}}
+        rows.append([MIXERS[mixer], f"{curve[-1][2]:.4f}", f"{curve[-1][1]:.1f}",
+                     "never" if reach[0] is None else f"iteration {reach[0]}, {reach[1]:.1f} s",
+                     "" if reach[1] is None else f"{reach[1] / gpt_seconds:.0%}"])
+    print_table(["mixer", "final whole-split val loss", "training s", "reaches the GPT's final loss at",
+                 "of the GPT's time"], rows)
+    save("time_to_loss", {"device": "cpu", "every": every, "extra": extra, "gpt_final": target, "results": results})
+    plot("time_to_loss", "Whole-split val loss against training time (CPU recipe)", "seconds of training",
+         "whole-split val loss", {MIXERS[m]: ([p[1] for p in c[1:]], [p[2] for p in c[1:]]) for m, c in curves.items()},
+         logx=False)
