@@ -67,6 +67,9 @@ GPT_CELLS = {
     "lr_5e-3": ("learning rate", {"learning_rate": 5e-3}),
 }
 
+# the optimiser keys a cell leaves out came from the config file: these values, when every such cell ran
+IMPLIED = {"weight_decay": 0.1, "beta2": 0.99, "min_lr": 1e-4, "warmup_iters": 100}
+
 
 def cells(mixer):
     """{cell name: (factor, the full setting of every ablated key)} for one mixer."""
@@ -174,7 +177,8 @@ def report(stem, data):
         for name, _, setting, losses in rows:
             std = f" ± {statistics.stdev(losses):.4f}" if len(losses) > 1 else ""
             delta = f"{statistics.mean(losses) - base:+.4f}" if base is not None and name != "base" else ""
-            mark = "".join(f" (= `{path}`)" for path in configs if config_setting(path, setting) == setting)
+            full = {**IMPLIED, **setting}
+            mark = "".join(f" (= `{path}`)" for path in configs if config_setting(path, full) == full)
             lines.append(f"| {name}{mark} | {describe(setting, BASES[mixer])} | {len(losses)} | "
                          f"{statistics.mean(losses):.4f}{std} | {delta} |")
         lines.append("")
