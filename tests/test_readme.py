@@ -91,3 +91,13 @@ def test_gpu_tables_match_their_json():
         row = (f"| {names[r['mixer']]} | {'on' if r['compile'] else 'off'} | {r['dtype']} | {r['scan'] or '-'} | "
                f"{r['ms_per_iter']:.2f} | {r['tokens_per_s']:,.0f} | {r['mfu']:.1%} |")
         assert row in text
+
+
+def test_time_to_loss_table_matches_its_json():
+    text = section("### Time to loss")
+    names = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM"}
+    for mixer, r in json.loads(read("bench_out", "time_to_loss.json"))["results"].items():
+        last, reach = r["curve"][-1], r["reach_gpt_final"]
+        at = "never" if reach["iter"] is None else f"iteration {reach['iter']}, {reach['seconds']:.1f} s"
+        share = "" if reach["seconds"] is None else f"{reach['fraction_of_gpt_time']:.0%}"
+        assert f"| {names[mixer]} | {last['val_loss']:.4f} | {last['seconds']:.1f} | {at} | {share} |" in text
