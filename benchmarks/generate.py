@@ -18,7 +18,8 @@ def bench_generate(args):
             "minLSTM": ({"mixer": "minlstm"}, {}, n_rnn),
             "GPT, full cache": ({"mixer": "attn"}, {}, block),
             "GPT, window 256": ({"mixer": "attn"}, {"policy": "window", "size": 256}, block),
-            "GPT, tova 256": ({"mixer": "attn"}, {"policy": "tova", "size": 256}, block)}
+            "GPT, tova 256": ({"mixer": "attn"}, {"policy": "tova", "size": 256}, block),
+            "GPT, h2o 256": ({"mixer": "attn"}, {"policy": "h2o", "size": 256}, block)}
     print(f"generation on {device}, batch 1, the CPU recipe's width (4 layers, 128 dims), random weights; "
           f"ms/token is the median over the {window} tokens before each mark")
     results = {}
