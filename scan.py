@@ -117,32 +117,6 @@ def _linear_scan(a, b, h0=None, reverse=False, consume_a=False):
     return h.view(B, n * C, D)[:, :T]
 
 
-class _ChunkedScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, log_a, log_b, h0):
-        a, b = log_a.exp(), log_b.exp()
-        h = _linear_scan(a, b, h0)
-        ctx.save_for_backward(a, b, h, h0)
-        return h
-
-    @staticmethod
-    @once_differentiable  # its backward works in place, so it cannot be differentiated again: say so clearly
-    def backward(ctx, grad_h):
-        a, b, h, h0 = ctx.saved_tensors
-        # dL/dh_t collects the future: g_t = grad_t + a_{t+1} * g_{t+1}, the same recurrence run backwards in time
-        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
-        g = _linear_scan(a_next, grad_h, reverse=True, consume_a=True)
-        h_prev = torch.cat([torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1), h[:, :-1]], dim=1)
-        grad_h0 = g[:, 0] * a[:, 0] if h0 is not None and ctx.needs_input_grad[2] else None
-        # d/dlog_a = g * a * h_{t-1} and d/dlog_b = g * b, in place on the temporaries: these tensors are large
-        grad_log_a = h_prev.mul_(a).mul_(g)
-        return grad_log_a, g.mul_(b), grad_h0
-
-
-def scan_chunked(log_a, log_b, h0=None):
-    return _ChunkedScan.apply(log_a, log_b, h0)
-
-
 class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, h0):
@@ -151,14 +125,30 @@ class _LinearScan(torch.autograd.Function):
         return h
 
     @staticmethod
-    @once_differentiable
+    @once_differentiable  # its backward works in place, so it cannot be differentiated again: say so clearly
     def backward(ctx, grad_h):
         a, h, h0 = ctx.saved_tensors
+        # dL/dh_t collects the future: g_t = grad_t + a_{t+1} * g_{t+1}, the same recurrence run backwards in time
         a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)
-        g = _linear_scan(a_next, grad_h, reverse=True, consume_a=True)  # dL/dh_t, as in _ChunkedScan
+        g = _linear_scan(a_next, grad_h, reverse=True, consume_a=True)
         grad_h0 = g[:, 0] * a[:, 0] if h0 is not None and ctx.needs_input_grad[2] else None
         h_prev = torch.cat([torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1), h[:, :-1]], dim=1)
-        return h_prev.mul_(g), g, grad_h0  # d/da = g * h_{t-1}, d/db = g
+        return h_prev.mul_(g), g, grad_h0  # d/da = g * h_{t-1} (in place: these tensors are large), d/db = g
+
+
+def scan_chunked(log_a, log_b, h0=None):
+    return _LinearScan.apply(log_a.exp(), log_b.exp(), h0)
+
+
+def _checked_inputs(fn, names, x, y, h0):
+    """x, y (B, T, D) and h0 (B, D) or None, shapes checked, in float32 (float64 when x or y is float64)."""
+    if x.dim() != 3 or x.shape != y.shape:
+        raise ValueError(f"{fn} needs {names[0]} and {names[1]} of the same shape (B, T, D); got {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
+    if h0 is not None and h0.shape != (x.size(0), x.size(2)):
+        raise ValueError(f"h0 must have shape (B, D) = {(x.size(0), x.size(2))}; got {tuple(h0.shape)}")
+    dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
+    return x.to(dtype), y.to(dtype), None if h0 is None else h0.to(dtype)
 
 
 def scan_linear(a, b, h0=None):
@@ -166,12 +156,8 @@ def scan_linear(a, b, h0=None):
     the chunked backend's algorithm without the round trip through log space, float32 (float64 stays float64) with
     autocast off. The mixers use it where the default backend is chunked (the CPU): they form a and b directly,
     as their step does, and skip the log/exp kernels."""
-    if a.dim() != 3 or a.shape != b.shape:
-        raise ValueError(f"scan_linear needs a and b of the same shape (B, T, D); got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
-    dtype = torch.float64 if torch.float64 in (a.dtype, b.dtype) else torch.float32
     with torch.autocast(device_type=a.device.type, enabled=False):
-        return _LinearScan.apply(a.to(dtype), b.to(dtype), None if h0 is None else h0.to(dtype))
+        return _LinearScan.apply(*_checked_inputs("scan_linear", ("a", "b"), a, b, h0))
 
 
 def linear_space(device_type, T):
@@ -201,19 +187,12 @@ def default_backend(device_type, T):
 
 def scan(log_a, log_b, h0=None, backend=None):
     """h_t = exp(log_a_t) * h_{t-1} + exp(log_b_t) for log_a, log_b (B, T, D) and h0 (B, D) or None (zeros)."""
-    if log_a.dim() != 3 or log_a.shape != log_b.shape:
-        raise ValueError(f"scan needs log_a and log_b of the same shape (B, T, D); got {tuple(log_a.shape)} "
-                         f"and {tuple(log_b.shape)}")
-    if h0 is not None and h0.shape != (log_a.size(0), log_a.size(2)):
-        raise ValueError(f"h0 must have shape (B, D) = {(log_a.size(0), log_a.size(2))}; got {tuple(h0.shape)}")
+    log_a, log_b, h0 = _checked_inputs("scan", ("log_a", "log_b"), log_a, log_b, h0)
     backend = backend or default_backend(log_a.device.type, log_a.size(1))
     if backend not in _IMPLS:
         raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "triton" and not triton_usable(log_a.device.type):
         raise ValueError("the triton scan backend needs Triton (pip install triton) and CUDA tensors, or "
                          "TRITON_INTERPRET=1 to run it on the CPU (slowly, for tests)")
-    dtype = torch.float64 if torch.float64 in (log_a.dtype, log_b.dtype) else torch.float32
     with torch.autocast(device_type=log_a.device.type, enabled=False):
-        log_a, log_b = log_a.to(dtype), log_b.to(dtype)
-        h0 = None if h0 is None else h0.to(dtype)
         return _IMPLS[backend](log_a, log_b, h0)
