@@ -16,14 +16,21 @@ import triton.language as tl
 
 
 @triton.jit
-def _forward(log_a, log_b, h0, h, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
-    seq, block = tl.program_id(0), tl.program_id(1)
-    d = block * BLOCK_D + tl.arange(0, BLOCK_D)
+def _channels(h0, h, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's sequence, its BLOCK_D channels d (masked past D) and their state before step 0."""
+    seq = tl.program_id(0)
+    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = d < D
     if HAS_H0:
-        state = tl.load(h0 + seq * D + d, mask=mask, other=0.0)
+        start = tl.load(h0 + seq * D + d, mask=mask, other=0.0)
     else:
-        state = tl.zeros([BLOCK_D], dtype=h.dtype.element_ty)
+        start = tl.zeros([BLOCK_D], dtype=h.dtype.element_ty)
+    return seq, d, mask, start
+
+
+@triton.jit
+def _forward(log_a, log_b, h0, h, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.constexpr):
+    seq, d, mask, state = _channels(h0, h, D, HAS_H0, BLOCK_D)
     offset = seq * T * D + d
     for _ in range(T):
         a = tl.exp(tl.load(log_a + offset, mask=mask, other=0.0))
@@ -36,13 +43,7 @@ def _forward(log_a, log_b, h0, h, T, D, HAS_H0: tl.constexpr, BLOCK_D: tl.conste
 @triton.jit
 def _backward(log_a, log_b, h0, h, grad_h, grad_log_a, grad_log_b, grad_h0, T, D, HAS_H0: tl.constexpr,
               BLOCK_D: tl.constexpr):
-    seq, block = tl.program_id(0), tl.program_id(1)
-    d = block * BLOCK_D + tl.arange(0, BLOCK_D)
-    mask = d < D
-    if HAS_H0:
-        first = tl.load(h0 + seq * D + d, mask=mask, other=0.0)
-    else:
-        first = tl.zeros([BLOCK_D], dtype=h.dtype.element_ty)
+    seq, d, mask, first = _channels(h0, h, D, HAS_H0, BLOCK_D)
     g = tl.zeros([BLOCK_D], dtype=h.dtype.element_ty)
     a_next = tl.zeros([BLOCK_D], dtype=h.dtype.element_ty)  # a_{t+1}; nothing follows the last step
     offset = seq * T * D + (T - 1) * D + d
