@@ -322,12 +322,17 @@ def train(c):
                                          f"learning_rate or use dtype=float32. The checkpoint in {c.out_dir} (if "
                                          f"any) is the last good one")
 
-        def first_batch(it):
-            """Iteration it's first micro-batch. Every random stream of an iteration (batches, dropout) follows
-            from (seed, rank, iteration) alone, so a resumed run draws on every rank exactly what the
+        def seeds(it):
+            """(torch seed, batch seed) of iteration it. Every random stream of an iteration (batches, dropout)
+            follows from (seed, rank, iteration) alone, so a resumed run draws on every rank exactly what the
             uninterrupted one would have, with no RNG state to save."""
-            batch_gen.manual_seed(int(np.random.SeedSequence([c.seed, rank, it]).generate_state(2)[1]))
+            return [int(s) for s in np.random.SeedSequence([c.seed, rank, it]).generate_state(2)]
+
+        def first_batch(it):
+            batch_gen.manual_seed(seeds(it)[1])
             return batches.get("train", batch_gen)
+
+        whole = None  # (iteration, whole-split val loss, tokens) of the last eval_whole_split evaluation
 
         x, y = first_batch(iter_num)
         while True:
@@ -345,8 +350,8 @@ def train(c):
                 if not math.isfinite(res["val"]):
                     raise FloatingPointError(f"val loss is {res['val']} at iteration {iter_num}")
                 if c.eval_whole_split and c.dataset != "selective_copying":
-                    val, _ = split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive)
-                    log(f"step {iter_num}: whole val split loss {val:.4f} after {train_seconds:.2f} s of training")
+                    whole = (iter_num, *split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive))
+                    log(f"step {iter_num}: whole val split loss {whole[1]:.4f} after {train_seconds:.2f} s of training")
                 if res["val"] < best_val_loss or c.always_save_checkpoint:
                     best_val_loss = min(best_val_loss, res["val"])
                     if iter_num > start_iter:  # a checkpoint of what is already on disk would be a waste
@@ -366,7 +371,7 @@ def train(c):
                          ckpt_path if c.always_save_checkpoint else last_path)
                 break
 
-            torch.manual_seed(int(np.random.SeedSequence([c.seed, rank, iter_num]).generate_state(2)[0]))
+            torch.manual_seed(seeds(iter_num)[0])
             for micro_step in range(c.gradient_accumulation_steps):
                 if ddp:  # sync gradients on the last micro step only
                     model.require_backward_grad_sync = micro_step == c.gradient_accumulation_steps - 1
@@ -411,7 +416,9 @@ def train(c):
                 os.remove(last_path)  # an interrupted state from before it is stale
             if c.dataset != "selective_copying":
                 # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
-                val, n_tokens = split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive)
+                # (already computed when eval_whole_split evaluated this iteration)
+                val, n_tokens = whole[1:] if whole and whole[0] == iter_num else \
+                    split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive)
                 log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
                 if wandb:
                     wandb.log({"iter": iter_num, "val/loss_whole_split": val})
