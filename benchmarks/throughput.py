@@ -12,8 +12,8 @@ def bench_throughput(args):
     from configurator import parse_config
     from model import GPT, GPTConfig
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    # (compile, dtype): on CUDA eager float32, eager bf16 and compiled bf16 (the baby configs' dtype=auto)
-    # (compile, dtype, scan backend or None for the default)
+    # (compile, dtype, scan backend or None for the default): on CUDA eager float32, eager bf16 and compiled bf16 (the
+    # baby configs' dtype=auto), and for the RNNs compiled bf16 on the log scan too
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
     rows, results, original = [], [], scan_module.DEFAULT_BACKEND
