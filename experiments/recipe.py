@@ -148,12 +148,11 @@ def summarise(data, mixer):
     return rows
 
 
-def config_setting(path, keys):
-    """The given keys as a config file sets them today, to mark the cell it adopted."""
+def read_config(path):
+    """A config file as train.py reads it today, to mark the cell it adopted."""
     import train
     from configurator import parse_config
-    c = parse_config(train.Config, [os.path.join(ROOT, path)])
-    return {k: getattr(c, k) for k in keys}
+    return parse_config(train.Config, [os.path.join(ROOT, path)])
 
 
 def describe(setting, base):
@@ -170,7 +169,8 @@ def report(stem, data):
         if not rows:
             continue
         base = statistics.mean(rows[0][3]) if rows[0][0] == "base" else None
-        configs = [CONFIG.format(mixer)] + (["config/shakespeare_char_cpu_gpt_nanogpt.py"] if mixer == "gpt" else [])
+        configs = {path: read_config(path) for path in [CONFIG.format(mixer)] +
+                   (["config/shakespeare_char_cpu_gpt_nanogpt.py"] if mixer == "gpt" else [])}
         lines += [f"**{NAMES[mixer]}**, base: {describe(BASES[mixer], {k: None for k in BASES[mixer]})}", "",
                   "| cell | change from the base | seeds | whole-split val loss (mean ± std) | vs base |",
                   "| --- | --- | --- | --- | --- |"]
@@ -178,7 +178,8 @@ def report(stem, data):
             std = f" ± {statistics.stdev(losses):.4f}" if len(losses) > 1 else ""
             delta = f"{statistics.mean(losses) - base:+.4f}" if base is not None and name != "base" else ""
             full = {**IMPLIED, **setting}
-            mark = "".join(f" (= `{path}`)" for path in configs if config_setting(path, full) == full)
+            mark = "".join(f" (= `{path}`)" for path, c in configs.items()
+                           if all(getattr(c, k) == v for k, v in full.items()))
             lines.append(f"| {name}{mark} | {describe(setting, BASES[mixer])} | {len(losses)} | "
                          f"{statistics.mean(losses):.4f}{std} | {delta} |")
         lines.append("")
