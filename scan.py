@@ -23,6 +23,10 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
                only, so it is the default on CUDA up to T = 2048 when Triton is installed (it comes with CUDA builds
                of PyTorch), chunked_log beyond (bench_out/gpu_scan.json).
 
+scan_linear(a, b, h0) is the same recurrence with a >= 0 and b, h0 of any sign given in linear space (Mamba's b
+is signed, so it has no logarithm). The backends that work in linear space serve it: reference, chunked (the
+default) and triton (on CUDA up to T = 2048). log and chunked_log take logarithms and cannot.
+
 Every backend computes in float32 (float64 inputs stay float64), with autocast off, so bf16/fp16 training never
 runs the recurrence in low precision. The linear-space backends exponentiate log_b: an h that overflows float32
 there overflows the true result as well.
@@ -34,11 +38,12 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 try:
-    from scan_triton import scan_triton
+    from scan_triton import scan_triton, scan_triton_linear
 except ImportError:  # Triton is optional; CUDA builds of PyTorch install it
-    scan_triton = None
+    scan_triton = scan_triton_linear = None
 
 BACKENDS = ("reference", "log", "chunked_log", "chunked", "triton")
+LINEAR_BACKENDS = ("reference", "chunked", "triton")  # those that serve scan_linear
 # the backend scan() uses when none is given: None picks by device (see above); SCAN_BACKEND=log python train.py ...
 # sets it for a run
 DEFAULT_BACKEND = os.environ.get("SCAN_BACKEND") or None
@@ -47,15 +52,19 @@ DEFAULT_BACKEND = os.environ.get("SCAN_BACKEND") or None
 TRITON_MAX_T, LOG_MAX_T = 2048, 512
 
 
-def scan_reference(log_a, log_b, h0=None):
+def scan_linear_reference(a, b, h0=None):
     """The recurrence as written, one step at a time, in float64."""
-    a, b = log_a.double().exp(), log_b.double().exp()
+    a, b = a.double(), b.double()
     h = a.new_zeros(a.size(0), a.size(2)) if h0 is None else h0.double()
     out = []
     for t in range(a.size(1)):
         h = a[:, t] * h + b[:, t]
         out.append(h)
     return torch.stack(out, dim=1)
+
+
+def scan_reference(log_a, log_b, h0=None):
+    return scan_linear_reference(log_a.double().exp(), log_b.double().exp(), h0)
 
 
 def scan_log(log_a, log_b, h0=None):
@@ -151,15 +160,6 @@ def _checked_inputs(fn, names, x, y, h0):
     return x.to(dtype), y.to(dtype), None if h0 is None else h0.to(dtype)
 
 
-def scan_linear(a, b, h0=None):
-    """h_t = a_t * h_{t-1} + b_t with a, b (B, T, D) in linear space (a >= 0, b of any sign) and h0 (B, D) or None:
-    the chunked backend's algorithm without the round trip through log space, float32 (float64 stays float64) with
-    autocast off. The mixers use it where the default backend is chunked (the CPU): they form a and b directly,
-    as their step does, and skip the log/exp kernels."""
-    with torch.autocast(device_type=a.device.type, enabled=False):
-        return _LinearScan.apply(*_checked_inputs("scan_linear", ("a", "b"), a, b, h0))
-
-
 def linear_space(device_type, T):
     """Whether the mixers should form a and b in linear space (scan_linear) rather than in log space (scan)."""
     return default_backend(device_type, T) == "chunked"
@@ -167,6 +167,7 @@ def linear_space(device_type, T):
 
 _IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked,
           "triton": scan_triton}
+_LINEAR_IMPLS = {"reference": scan_linear_reference, "chunked": _LinearScan.apply, "triton": scan_triton_linear}
 
 
 def triton_usable(device_type):
@@ -185,14 +186,40 @@ def default_backend(device_type, T):
     return "chunked"
 
 
+def default_linear_backend(device_type, T):
+    """The backend scan_linear() runs when given none: DEFAULT_BACKEND if it serves scan_linear, else triton on
+    CUDA up to TRITON_MAX_T when usable, else chunked."""
+    if DEFAULT_BACKEND in LINEAR_BACKENDS:
+        return DEFAULT_BACKEND
+    return "triton" if device_type == "cuda" and triton_usable("cuda") and T <= TRITON_MAX_T else "chunked"
+
+
+def _check_backend(backend, impls, device_type):
+    if backend not in impls:
+        if backend in BACKENDS:  # a log-space backend asked to serve scan_linear
+            raise ValueError(f"the {backend} backend works on log(b), so it cannot take scan_linear's signed b; "
+                             f"choose one of {', '.join(LINEAR_BACKENDS)}, or pass log-space inputs to scan()")
+        raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(impls)}")
+    if backend == "triton" and not triton_usable(device_type):
+        raise ValueError("the triton scan backend needs Triton (pip install triton) and CUDA tensors, or "
+                         "TRITON_INTERPRET=1 to run it on the CPU (slowly, for tests)")
+
+
 def scan(log_a, log_b, h0=None, backend=None):
     """h_t = exp(log_a_t) * h_{t-1} + exp(log_b_t) for log_a, log_b (B, T, D) and h0 (B, D) or None (zeros)."""
     log_a, log_b, h0 = _checked_inputs("scan", ("log_a", "log_b"), log_a, log_b, h0)
     backend = backend or default_backend(log_a.device.type, log_a.size(1))
-    if backend not in _IMPLS:
-        raise ValueError(f"unknown scan backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "triton" and not triton_usable(log_a.device.type):
-        raise ValueError("the triton scan backend needs Triton (pip install triton) and CUDA tensors, or "
-                         "TRITON_INTERPRET=1 to run it on the CPU (slowly, for tests)")
+    _check_backend(backend, _IMPLS, log_a.device.type)
     with torch.autocast(device_type=log_a.device.type, enabled=False):
         return _IMPLS[backend](log_a, log_b, h0)
+
+
+def scan_linear(a, b, h0=None, backend=None):
+    """h_t = a_t * h_{t-1} + b_t with a, b (B, T, D) in linear space (a >= 0, b of any sign) and h0 (B, D) or None,
+    without the round trip through log space. minGRU and minLSTM use it on the CPU, where they form a and b as
+    their step does; Mamba everywhere (its b is signed)."""
+    a, b, h0 = _checked_inputs("scan_linear", ("a", "b"), a, b, h0)
+    backend = backend or default_linear_backend(a.device.type, a.size(1))
+    _check_backend(backend, _LINEAR_IMPLS, a.device.type)
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return _LINEAR_IMPLS[backend](a, b, h0)

@@ -120,11 +120,12 @@ def test_chunked_backward_refuses_double_backward_with_a_clear_error():
         grad.sum().backward()
 
 
+@pytest.mark.parametrize("backend", [None, "reference", "chunked", TRITON])
 @pytest.mark.parametrize("T", [1, 63, 65, 300])
 @pytest.mark.parametrize("with_h0", [False, True])
-def test_scan_linear_matches_a_float64_loop_with_signed_b(T, with_h0):
-    """The linear-space entry (a >= 0, b and h0 of any sign), values and gradients, against the recurrence as
-    written, differentiated by autograd."""
+def test_scan_linear_matches_a_float64_loop_with_signed_b(backend, T, with_h0):
+    """The linear-space entry (a >= 0, b and h0 of any sign), each backend that serves it, values and gradients,
+    against the recurrence as written, differentiated by autograd."""
     gen = torch.Generator().manual_seed(T)
     B, D = 3, 5
     a = torch.rand(B, T, D, generator=gen, dtype=torch.float64)
@@ -140,10 +141,28 @@ def test_scan_linear_matches_a_float64_loop_with_signed_b(T, with_h0):
     ref = torch.stack(ref, dim=1)
     w = torch.randn(B, T, D, generator=gen, dtype=torch.float64)
     ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
-    out = scan_module.scan_linear(a, b, h0)
+    out = scan_module.scan_linear(a, b, h0, backend=backend)
     grads = torch.autograd.grad((out * w).sum(), inputs)
+    assert out.dtype == torch.float64
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+def test_scan_linear_refuses_what_it_cannot_serve():
+    a, b = torch.rand(2, 5, 3), torch.randn(2, 5, 3)
     with pytest.raises(ValueError, match="same shape"):
         scan_module.scan_linear(a, b[:, :, :1])
+    for backend in ("log", "chunked_log"):
+        with pytest.raises(ValueError, match=f"the {backend} backend works on log\\(b\\).*reference, chunked, triton"):
+            scan_module.scan_linear(a, b, backend=backend)
+    with pytest.raises(ValueError, match="unknown scan backend 'fast'; choose one of reference, chunked, triton"):
+        scan_module.scan_linear(a, b, backend="fast")
+
+
+def test_scan_linear_default_follows_scan_backend_where_it_can(monkeypatch):
+    assert scan_module.default_linear_backend("cpu", 64) == "chunked"
+    monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "reference")
+    assert scan_module.default_linear_backend("cpu", 64) == "reference"
+    monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "chunked_log")  # a log-space choice is scan()'s alone
+    assert scan_module.default_linear_backend("cpu", 64) == "chunked"
