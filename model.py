@@ -1,15 +1,17 @@
 """
-A language model whose token mixer is causal self-attention (the GPT baseline), minGRU or minLSTM.
+A language model whose token mixer is causal self-attention (the GPT baseline), minGRU, minLSTM or Mamba.
 
-minGRU and minLSTM come from "Were RNNs All We Needed?" (Feng et al. 2024, arXiv 2410.01201). Their gates depend
-only on the input, so the recurrence h_t = a_t * h_{t-1} + b_t is linear in h and the whole sequence is computed at
-once by a parallel scan (scan.py). Everything else is nanoGPT: pre-norm blocks, a GELU MLP, tied embeddings.
+minGRU and minLSTM come from "Were RNNs All We Needed?" (Feng et al. 2024, arXiv 2410.01201), Mamba from Gu & Dao
+2023 (arXiv 2312.00752), the paper's fourth model. Their gates depend only on the input, so the recurrence
+h_t = a_t * h_{t-1} + b_t is linear in h and the whole sequence is computed at once by a parallel scan (scan.py).
+Everything else is nanoGPT: pre-norm blocks, a GELU MLP, tied embeddings.
 
 Two modes, always chosen explicitly:
 - parallel: forward(idx, targets) for training and evaluation; prefill(idx, state) to process a prompt and
   return the state it ends in.
-- recurrent: step(idx_t, state) consumes one token. minGRU/minLSTM carry a constant-size state (each layer's
-  hidden vector, plus the conv's last k-1 inputs); the GPT carries its KV cache (cache.py).
+- recurrent: step(idx_t, state) consumes one token. The RNNs carry a constant-size state (each layer's hidden
+  vector, or Mamba's (hidden, d_state) matrix, plus the conv's last k-1 inputs); the GPT carries its KV cache
+  (cache.py).
 """
 import math
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from torch.nn import functional as F
 from cache import make_cache
 from scan import linear_space, scan, scan_linear
 
-MIXERS = ("attn", "mingru", "minlstm")
+MIXERS = ("attn", "mingru", "minlstm", "mamba")
 NORMS = ("layernorm", "rmsnorm")
 INITS = ("gpt2", "torch", "mamba")
 
@@ -141,6 +143,78 @@ class MinLSTM(nn.Module):
         return self.dropout(self.c_proj(h.to(x.dtype))), h
 
 
+class Mamba(nn.Module):
+    """Mamba's block (Gu & Dao 2023, Section 3.4): x and a gate z from one projection; x through a causal depthwise
+    conv and SiLU; the selective SSM (Algorithm 2) with input-dependent step Delta, B and C and a diagonal A < 0;
+    the D skip; y * SiLU(z) projected back. Per hidden channel d and state index n (zero-order hold on A, Euler on
+    B, as the official kernels): h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] B_t[n] x_t[d], and
+    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. b is signed, so the scan runs in linear space (scan_linear)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.hidden, self.d_state = config.hidden, config.d_state
+        self.dt_rank = math.ceil(config.n_embd / 16)  # Mamba's "auto" rank of Delta's projection
+        self.in_proj = nn.Linear(config.n_embd, 2 * self.hidden, bias=config.bias)  # x and the gate z
+        # Mamba's own conv sits here, on the expanded x branch (config.conv is its kernel; 0 = none)
+        self.conv = CausalConv(self.hidden, config.conv, config.bias) if config.conv else None
+        self.x_proj = nn.Linear(self.hidden, self.dt_rank + 2 * self.d_state, bias=False)  # Delta (low rank), B, C
+        self.dt_proj = nn.Linear(self.dt_rank, self.hidden, bias=True)
+        self.A_log = nn.Parameter(torch.empty(self.hidden, self.d_state))  # A = -exp(A_log) < 0: h decays
+        self.D = nn.Parameter(torch.empty(self.hidden))
+        self.c_proj = nn.Linear(self.hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self, dt_min=1e-3, dt_max=0.1):
+        """Mamba's init (S4D-real A, D = 1, Delta's bias so that softplus(bias) is log-uniform in [dt_min, dt_max]).
+        GPT.init_weights calls it last, whatever config.init says: these are not ordinary Linear weights."""
+        n = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_log.device)
+        self.A_log.copy_(torch.log(n).expand(self.hidden, -1))  # A[d, n] = -(n + 1)
+        self.D.fill_(1.0)
+        nn.init.uniform_(self.dt_proj.weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
+        u = torch.rand(self.hidden, device=self.D.device)
+        dt = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=1e-4)
+        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
+
+    def _ssm_inputs(self, x):
+        # x (..., hidden), after conv and SiLU -> Delta (..., hidden), B and C (..., d_state)
+        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), B, C
+
+    def forward(self, x, h0=None, tail=None):
+        # parallel: x (B, T, C), h0 (B, H, N) and the conv's tail (B, k-1, H), or None for zeros
+        # -> y (B, T, C), h_T (B, H, N), the new tail (None without a conv)
+        Bsz, T, _ = x.shape
+        u, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, H) each
+        if self.conv is not None:
+            u, tail = self.conv(u, tail)
+        u = F.silu(u)
+        dt, B, C = self._ssm_inputs(u)  # (B, T, H), (B, T, N), (B, T, N)
+        A = -torch.exp(self.A_log)  # (H, N)
+        a = torch.exp(dt.unsqueeze(-1) * A)  # (B, T, H, N), in (0, 1]
+        b = (dt * u).unsqueeze(-1) * B.unsqueeze(2)  # (B, T, H, N), signed
+        h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1))
+        h = h.view(Bsz, T, self.hidden, self.d_state)  # float32 even under autocast
+        y = torch.einsum("bthn,btn->bth", h, C.to(h.dtype)) + self.D * u  # (B, T, H): C_t . h_t + D x_t
+        y = y.to(x.dtype) * F.silu(z)
+        return self.dropout(self.c_proj(y)), h[:, -1], tail
+
+    def step(self, x, h, tail=None):
+        # recurrent: x (B, C), h (B, H, N), tail (B, k-1, H) or None: the recurrence of the docstring as written
+        u, z = self.in_proj(x).chunk(2, dim=-1)
+        if self.conv is not None:
+            u, tail = self.conv(u.unsqueeze(1), tail)
+            u = u.squeeze(1)
+        u = F.silu(u)
+        dt, B, C = self._ssm_inputs(u)  # (B, H), (B, N), (B, N)
+        A = -torch.exp(self.A_log)
+        h = torch.exp(dt.unsqueeze(-1) * A) * h + (dt * u).unsqueeze(-1) * B.unsqueeze(1)  # (B, H, N)
+        y = (h * C.unsqueeze(1)).sum(dim=-1) + self.D * u
+        y = y.to(x.dtype) * F.silu(z)
+        return self.dropout(self.c_proj(y)), h, tail
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -190,23 +264,28 @@ class Block(nn.Module):
         super().__init__()
         self.mixer_name = config.mixer
         self.ln_1 = make_norm(config)
-        self.conv = CausalConv(config.n_embd, config.conv, config.bias) if config.conv else None
-        self.mixer = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM}[config.mixer](config)
+        # the conv before the mixer; Mamba has its own inside
+        self.conv = CausalConv(config.n_embd, config.conv, config.bias) if config.conv and config.mixer != "mamba" \
+            else None
+        self.mixer = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM,
+                      "mamba": Mamba}[config.mixer](config)
         self.ln_2 = make_norm(config) if config.mlp else None
         self.mlp = MLP(config) if config.mlp else None
 
     def forward(self, x, state=None, pos=None):
         # parallel over x (B, T, C). state None: training (no state in or out); else this layer's state dict.
-        u = self.ln_1(x)
+        u, tail = self.ln_1(x), None
         if self.conv is not None:
             u, tail = self.conv(u, None if state is None else state["conv"])
         if self.mixer_name == "attn":
             y = self.mixer(u, None if state is None else state["kv"], pos)
+        elif self.mixer_name == "mamba":  # its conv tail travels with it
+            y, h, tail = self.mixer(u, *((None, None) if state is None else (state["h"], state.get("conv"))))
         else:
             y, h = self.mixer(u, None if state is None else state["h"])
         if state is not None:
             state = dict(state)
-            if self.conv is not None:
+            if tail is not None:
                 state["conv"] = tail
             if self.mixer_name != "attn":
                 state["h"] = h
@@ -225,7 +304,12 @@ class Block(nn.Module):
         if self.conv is not None:
             u, state["conv"] = self.conv(u.unsqueeze(1), state["conv"])
             u = u.squeeze(1)
-        y, state["h"] = self.mixer.step(u, state["h"])
+        if self.mixer_name == "mamba":
+            y, state["h"], tail = self.mixer.step(u, state["h"], state.get("conv"))
+            if tail is not None:
+                state["conv"] = tail
+        else:
+            y, state["h"] = self.mixer.step(u, state["h"])
         return self._mlp(x + y), state
 
 
@@ -238,9 +322,10 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # bias in Linears, convs and LayerNorms, as GPT-2
-    mixer: str = "attn"  # "attn" | "mingru" | "minlstm"
-    expansion: float = 1.0  # the paper's alpha: RNN hidden width = expansion * n_embd
-    conv: int = 0  # kernel size of a causal depthwise conv before the mixer; 0 = off
+    mixer: str = "attn"  # "attn" | "mingru" | "minlstm" | "mamba"
+    expansion: float = 1.0  # the paper's alpha (Mamba's expand): RNN hidden width = expansion * n_embd
+    conv: int = 0  # kernel size of a causal depthwise conv before the mixer (inside Mamba, on its x branch); 0 = off
+    d_state: int = 16  # Mamba's N: state entries per hidden channel
     mlp: bool = True  # False drops each block's MLP, as the paper's selective-copying models (Section 4.1)
     mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * n_embd (GPT-2: 4)
     norm: str = "layernorm"  # "layernorm" (GPT-2) | "rmsnorm" (no mean, no bias)
@@ -250,7 +335,7 @@ class GPTConfig:
         for key, valid in (("mixer", MIXERS), ("norm", NORMS), ("init", INITS)):
             if getattr(self, key) not in valid:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(valid)}")
-        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "d_state"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.conv < 0:
@@ -302,7 +387,8 @@ class GPT(nn.Module):
         - "mamba": as mamba_ssm: the embedding ~ N(0, 0.02) and the residual projections' default init scaled by
           1/sqrt(2 * n_layer); the other Linears keep the default.
         For the gates, the scale matters: at 0.02 every gate pre-activation starts near 0, so every unit starts
-        with the same memory (a = 1/2 per step); at PyTorch's scale they start spread out (ablation in README)."""
+        with the same memory (a = 1/2 per step); at PyTorch's scale they start spread out (ablation in README).
+        Mamba's A, D and Delta's projection always get Mamba's own init, last (Mamba.reset_ssm_parameters)."""
         c = self.config
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv1d)):
@@ -320,6 +406,9 @@ class GPT(nn.Module):
             for name, p in self.named_parameters():
                 if name.endswith("c_proj.weight"):  # the projections that write into the residual stream
                     p.mul_(1 / math.sqrt(2 * c.n_layer))
+        for module in self.modules():
+            if isinstance(module, Mamba):
+                module.reset_ssm_parameters()
 
     def get_num_params(self, non_embedding=True):
         """Parameter count. As nanoGPT, position embeddings are subtracted; token embeddings count via lm_head."""
@@ -337,7 +426,7 @@ class GPT(nn.Module):
             if pos0 + T > self.config.block_size:
                 raise ValueError(f"the GPT has learned positions for {self.config.block_size} tokens (block_size) "
                                  f"and cannot process position {pos0 + T - 1}; shorten the input, or use an RNN "
-                                 f"mixer (mingru, minlstm), which has no such limit")
+                                 f"mixer (mingru, minlstm, mamba), which has no such limit")
             x = x + self.transformer.wpe(pos)
         return self.transformer.drop(x), pos
 
@@ -364,11 +453,12 @@ class GPT(nn.Module):
             if cache_options:
                 raise ValueError(f"cache options ({', '.join(cache_options)}) apply to the GPT's KV cache only; "
                                  f"a {c.mixer} model keeps a fixed-size state, so drop them")
-            layers = [{"h": torch.zeros(batch_size, c.hidden, device=p.device, dtype=p.dtype)}
-                      for _ in range(c.n_layer)]
+            shape = (batch_size, c.hidden, c.d_state) if c.mixer == "mamba" else (batch_size, c.hidden)
+            layers = [{"h": torch.zeros(shape, device=p.device, dtype=p.dtype)} for _ in range(c.n_layer)]
         if c.conv:
+            width = c.hidden if c.mixer == "mamba" else c.n_embd  # Mamba's conv runs on its expanded x branch
             for layer in layers:
-                layer["conv"] = torch.zeros(batch_size, c.conv - 1, c.n_embd, device=p.device, dtype=p.dtype)
+                layer["conv"] = torch.zeros(batch_size, c.conv - 1, width, device=p.device, dtype=p.dtype)
         return {"pos": 0, "layers": layers}
 
     def prefill(self, idx, state):
@@ -419,10 +509,11 @@ class GPT(nn.Module):
                 logits, state = self.step(idx_next.squeeze(1), state)
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        # matrices and embeddings decay; biases and norm gains don't
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        # matrices and embeddings decay; biases, norm gains and Mamba's A (a decay rate, not a weight) don't
+        params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        decay = [p.dim() >= 2 and not n.endswith("A_log") for n, p in params]
+        groups = [{"params": [p for (_, p), d in zip(params, decay) if d], "weight_decay": weight_decay},
+                  {"params": [p for (_, p), d in zip(params, decay) if not d], "weight_decay": 0.0}]
         fused = device_type == "cuda"  # the fused kernel is CUDA-only
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
 
@@ -433,7 +524,8 @@ class GPT(nn.Module):
         if c.mixer == "attn":
             mixer = 12 * c.n_layer * c.n_embd * T  # attention scores and weighted sum
         else:
-            mixer = 3 * 10 * c.n_layer * c.hidden  # a handful of elementwise ops per hidden unit, fwd + bwd
+            # a handful of elementwise ops per state entry, fwd + bwd
+            mixer = 3 * 10 * c.n_layer * c.hidden * (c.d_state if c.mixer == "mamba" else 1)
         return 6 * self.get_num_params() + mixer
 
     def estimate_mfu(self, fwdbwd_per_iter, dt, peak_flops=None):

@@ -16,6 +16,7 @@ def bench_generate(args):
     base = {"n_layer": 4, "n_head": 4, "n_embd": 128, "vocab_size": 65, "block_size": block}
     runs = {"minGRU": ({"mixer": "mingru", "expansion": 4 / 3}, {}, n_rnn),
             "minLSTM": ({"mixer": "minlstm"}, {}, n_rnn),
+            "Mamba": ({"mixer": "mamba", "expansion": 1.125, "conv": 4}, {}, n_rnn),
             "GPT, full cache": ({"mixer": "attn"}, {}, block),
             "GPT, window 256": ({"mixer": "attn"}, {"policy": "window", "size": 256}, block),
             "GPT, tova 256": ({"mixer": "attn"}, {"policy": "tova", "size": 256}, block),
@@ -51,7 +52,7 @@ def bench_generate(args):
     rows = [[label, n, f"{r['ms']:.2f}", f"{r['state_bytes']:,}"] for label, res in results.items()
             for n, r in res.items()]
     print_table(["model", "tokens so far", "ms/token", "state bytes"], rows)
-    for label in ("minGRU", "minLSTM"):
+    for label in ("minGRU", "minLSTM", "Mamba"):
         res = results[label]
         first, last = res[1024] if 1024 in res else res[min(res)], res[max(res)]
         print(f"{label}: ms/token at {max(res)} tokens is {last['ms'] / first['ms']:.2f}x its value at 1024; "

@@ -1,27 +1,32 @@
 """
-Selective copying: answer accuracy against the number of layers, for minGRU and minLSTM (the finding of Table 1
-of "Were RNNs All We Needed?": one layer is not enough, more layers solve it).
+Selective copying: answer accuracy against the number of layers, for minGRU, minLSTM and Mamba (the finding of
+Table 1 of "Were RNNs All We Needed?": one layer is not enough, more layers solve it; Mamba's S6 is its reference).
+Mamba runs as Mamba's layer (expand 2, its conv of 4, d_state 16) inside the config's shape: MIXER_ARGS.
 
     python -m experiments.selective_copying                       # the CPU setup, config/selective_copying_cpu.py
     python -m experiments.selective_copying --config config/selective_copying_paper.py   # the paper's, for a GPU
 
 Writes experiments_out/selective_copying.json, .md (the table) and .png (the curves); --report_only redoes the
-last two from the JSON.
+last two from the JSON. Results already in the JSON for other mixers or depths (same config and overrides) are
+kept, so `--mixers mamba` adds Mamba's row.
 """
 import argparse
 import json
 import os
 
-from experiments.runs import save_plot, train_run
+from experiments.runs import run_side_by_side, save_plot, threads_per_job, train_run
 
 OUT = "experiments_out"
+# what a mixer changes in the config: Mamba's own expansion and conv, not the paper's minGRU/minLSTM layer shape
+MIXER_ARGS = {"mamba": ["--expansion=2", "--conv=4"]}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="config/selective_copying_cpu.py")
     parser.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--mixers", nargs="+", default=["mingru", "minlstm"])
+    parser.add_argument("--mixers", nargs="+", default=["mingru", "minlstm", "mamba"])
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side, each on cpu_count/jobs threads")
     parser.add_argument("--report_only", action="store_true",
                         help="redo the table and plot from the JSON of an earlier run, without training")
     parser.add_argument("extra", nargs="*", help="overrides passed to train.py, after --")
@@ -31,16 +36,23 @@ def main():
         with open(f"{stem}.json") as f:
             report(stem, json.load(f))
         return
-    results = {}
-    for mixer in args.mixers:
-        for n_layer in args.layers:
-            out_dir = os.path.join(OUT, "selective_copying", f"{mixer}-{n_layer}layer")
-            print(f"{mixer}, {n_layer} layer(s)")
-            evals, _ = train_run([args.config, f"--mixer={mixer}", f"--n_layer={n_layer}", f"--out_dir={out_dir}",
-                               *args.extra], os.path.join(out_dir, "train.log"))
-            results[f"{mixer}-{n_layer}"] = {"mixer": mixer, "n_layer": n_layer, "evals": evals,
-                                             "final_acc": evals[-1]["acc"]}
+    jobs = [(mixer, n_layer) for mixer in args.mixers for n_layer in args.layers]
+
+    def run(job):
+        mixer, n_layer = job
+        out_dir = os.path.join(OUT, "selective_copying", f"{mixer}-{n_layer}layer")
+        evals, _ = train_run([args.config, f"--mixer={mixer}", *MIXER_ARGS.get(mixer, []), f"--n_layer={n_layer}",
+                              f"--out_dir={out_dir}", *args.extra], os.path.join(out_dir, "train.log"),
+                             threads=threads_per_job(args.jobs), label=f"[{mixer}, {layer_label(n_layer)}] ")
+        return {"mixer": mixer, "n_layer": n_layer, "evals": evals, "final_acc": evals[-1]["acc"]}
+
+    results = {f"{m}-{n}": r for (m, n), r in zip(jobs, run_side_by_side(run, jobs, args.jobs))}
     data = {"config": args.config, "extra": args.extra, "results": results}
+    if os.path.exists(f"{stem}.json"):  # keep the runs not redone, when they were run the same way
+        with open(f"{stem}.json") as f:
+            old = json.load(f)
+        if all(old.get(k) == data[k] for k in ("config", "extra")):
+            data["results"] = {**old["results"], **results}
     with open(f"{stem}.json", "w") as f:
         json.dump(data, f, indent=2)
     report(stem, data)

@@ -18,7 +18,7 @@ import statistics
 
 from experiments.runs import run_side_by_side, save_plot, threads_per_job, train_run
 
-MIXERS = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
+MIXERS = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
 OUT = "experiments_out"
 
 

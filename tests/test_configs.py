@@ -21,11 +21,11 @@ def test_every_config_parses_and_builds_a_model(path):
 @pytest.mark.parametrize("budget", ["shakespeare_char_cpu", "shakespeare_char"])
 def test_each_budgets_mixers_have_the_same_parameter_count(budget):
     counts = {}
-    for name in ("gpt", "mingru", "minlstm", "gpt_nanogpt"):
+    for name in ("gpt", "mingru", "minlstm", "mamba", "gpt_nanogpt"):
         path = os.path.join(ROOT, "config", f"{budget}_{name}.py")
         if os.path.exists(path):
             c = parse_config(train.Config, [path])
             model_args = {k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}
             counts[name] = GPT(GPTConfig(**model_args, vocab_size=65)).get_num_params()
-    assert {"gpt", "mingru", "minlstm"} <= counts.keys()
+    assert {"gpt", "mingru", "minlstm", "mamba"} <= counts.keys()
     assert max(counts.values()) <= 1.02 * min(counts.values()), counts

@@ -62,6 +62,14 @@ def test_selective_copying_driver_tabulates_accuracy_by_layers(tmp_path, monkeyp
     table = (tmp_path / "selective_copying.md").read_text().splitlines()
     assert table[0] == "| mixer | 1 layer | 2 layers |"
     assert table[2] == f"| minlstm | {accs[0]:.2%} | {accs[1]:.2%} |"
+    # a second call for another mixer adds its row and keeps the first's; Mamba runs with its own layer shape
+    run_driver(selective_copying, monkeypatch, tmp_path, [
+        "--layers", "1", "--mixers", "mamba", "--", "--copy_seq_len=16", "--copy_n_data=4",
+        "--block_size=20", "--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--batch_size=4"])
+    data = json.loads((tmp_path / "selective_copying.json").read_text())
+    assert set(data["results"]) == {"minlstm-1", "minlstm-2", "mamba-1"}
+    log = (tmp_path / "selective_copying" / "mamba-1layer" / "train.log").read_text()
+    assert "'expansion': 2.0" in log and "'conv': 4" in log and "'mixer': 'mamba'" in log
 
 
 def test_a_failed_run_stops_the_driver_and_names_its_log(tmp_path, monkeypatch):

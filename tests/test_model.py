@@ -135,7 +135,7 @@ def test_forward_without_targets_returns_last_position_only():
     torch.testing.assert_close(logits[:, 0], parallel_logits(model, idx)[:, -1])
 
 
-@pytest.mark.parametrize("mixer", ["mingru", "minlstm"])
+@pytest.mark.parametrize("mixer", ["mingru", "minlstm", "mamba"])
 def test_rnn_state_is_constant_size_and_runs_past_block_size(mixer):
     model = tiny(mixer, conv=3)
     state = model.init_state(2)
@@ -219,7 +219,8 @@ def test_init_schemes_set_the_scales_they_name(mixer, init):
     L, C = 3, 64
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=8, vocab_size=VOCAB, n_layer=L, n_head=2, n_embd=C, mixer=mixer, init=init))
-    mixer_in = weight(model, "mixer.c_attn.weight" if mixer == "attn" else "mixer.c_fc.weight")
+    mixer_in = weight(model, {"attn": "mixer.c_attn.weight", "mamba": "mixer.in_proj.weight"}.get(mixer,
+                                                                                             "mixer.c_fc.weight"))
     proj, emb = weight(model, "mixer.c_proj.weight"), model.transformer.wte.weight
     default = 1 / (3 * C) ** 0.5  # the std of PyTorch's Linear init, uniform in +-1/sqrt(fan_in)
     default_proj = 1 / (3 * proj.size(1)) ** 0.5
@@ -231,7 +232,9 @@ def test_init_schemes_set_the_scales_they_name(mixer, init):
     assert got == pytest.approx(want, rel=0.1)
     if init != "gpt2":  # uniform, as PyTorch's default, never past its bound
         assert proj.abs().max().item() <= want[1] * 3 ** 0.5 + 1e-7
-    assert all((p == 0).all() for n, p in model.named_parameters() if n.endswith("bias") and ".ln_" not in n)
+    # every bias starts at zero but Mamba's Delta bias, which sets its initial step (test_mamba_init_and_state_shapes)
+    assert all((p == 0).all() for n, p in model.named_parameters()
+               if n.endswith("bias") and ".ln_" not in n and not n.endswith("dt_proj.bias"))
 
 
 def test_shapes_at_equal_parameter_count():
@@ -273,6 +276,76 @@ def test_mixers_step_follows_the_papers_equations_written_out():
     # and the parallel path from the same h_{t-1}
     _, h_par = lstm(x.unsqueeze(1), h_prev)
     torch.testing.assert_close(h_par, want, rtol=1e-12, atol=1e-12)
+
+
+def test_mamba_step_follows_the_selective_ssm_written_out():
+    """Mamba's block by hand (Gu & Dao 2023, Algorithm 2 and Section 3.4) on fixed weights, per channel d and state
+    index n, with explicit loops: the conv over the last k inputs, SiLU, Delta = softplus(dt_proj(x_proj(x)[:R])),
+    h[d, n] = exp(Delta[d] A[d, n]) h[d, n] + Delta[d] B[n] x[d], y[d] = sum_n C[n] h[d, n] + D[d] x[d], y * SiLU(z),
+    then out. Then the parallel path over the same two tokens."""
+    from model import Mamba
+    C, H, N, k = 4, 3, 2, 3
+    cfg = GPTConfig(n_embd=C, n_head=1, expansion=H / C, mixer="mamba", d_state=N, conv=k)
+    torch.manual_seed(0)
+    mamba = Mamba(cfg).double()
+    with torch.no_grad():
+        for p in mamba.parameters():  # every parameter random, so that no term can hide behind a zero or a one
+            p.copy_(torch.randn_like(p) * 0.5)
+    x = torch.randn(2, C, dtype=torch.float64)  # two tokens of one sequence
+    h0, tail0 = torch.randn(1, H, N, dtype=torch.float64), torch.randn(1, k - 1, H, dtype=torch.float64)
+
+    def silu(v):
+        return v / (1 + torch.exp(-v))
+
+    W_in, W_x, W_dt, b_dt = mamba.in_proj.weight, mamba.x_proj.weight, mamba.dt_proj.weight, mamba.dt_proj.bias
+    R, A = mamba.dt_rank, -torch.exp(mamba.A_log)
+    conv_w, conv_b = mamba.conv.conv.weight[:, 0], mamba.conv.conv.bias  # (H, k), (H,)
+    inputs, h, outs = list(tail0[0]), h0[0].clone(), []
+    for t in range(2):
+        xz = W_in @ x[t] + mamba.in_proj.bias
+        inputs.append(xz[:H])
+        u = silu(torch.stack([sum(conv_w[d, j] * inputs[-k + j][d] for j in range(k)) + conv_b[d] for d in range(H)]))
+        proj = W_x @ u
+        delta = torch.log1p(torch.exp(W_dt @ proj[:R] + b_dt))  # softplus
+        Bt, Ct = proj[R:R + N], proj[R + N:]
+        y = torch.empty(H, dtype=torch.float64)
+        for d in range(H):
+            for n in range(N):
+                h[d, n] = torch.exp(delta[d] * A[d, n]) * h[d, n] + delta[d] * Bt[n] * u[d]
+            y[d] = sum(Ct[n] * h[d, n] for n in range(N)) + mamba.D[d] * u[d]
+        outs.append(mamba.c_proj.weight @ (y * silu(xz[H:])) + mamba.c_proj.bias)
+    want = torch.stack(outs)
+    state, tail, stepped = h0, tail0, []
+    for t in range(2):
+        y, state, tail = mamba.step(x[t:t + 1], state, tail)
+        stepped.append(y[0])
+    torch.testing.assert_close(torch.stack(stepped), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state[0], h, rtol=1e-12, atol=1e-12)
+    y_par, h_par, tail_par = mamba(x.unsqueeze(0), h0, tail0)
+    torch.testing.assert_close(y_par[0], want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h_par[0], h, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tail_par, tail, rtol=0, atol=0)
+
+
+def test_mamba_init_and_state_shapes():
+    L, C, N = 2, 32, 8
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=8, vocab_size=VOCAB, n_layer=L, n_head=2, n_embd=C, mixer="mamba",
+                          expansion=2.0, d_state=N, conv=4, init="gpt2"))
+    mamba = model.transformer.h[0].mixer
+    # Mamba's own init survives whatever config.init does to the Linears: S4D-real A, D = 1, Delta in [1e-3, 0.1]
+    torch.testing.assert_close(-torch.exp(mamba.A_log), -torch.arange(1.0, N + 1).expand(2 * C, N))
+    assert (mamba.D == 1).all()
+    dt = torch.nn.functional.softplus(mamba.dt_proj.bias)
+    assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001 and dt.std() > 0
+    # A is a decay rate, not a weight: no weight decay on it (nor on D, a vector)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    no_decay = {id(p) for group in opt.param_groups if group["weight_decay"] == 0 for p in group["params"]}
+    assert id(mamba.A_log) in no_decay and id(mamba.D) in no_decay and id(mamba.in_proj.weight) not in no_decay
+    state = model.init_state(3)
+    assert [tuple(layer["h"].shape) for layer in state["layers"]] == [(3, 2 * C, N)] * L
+    assert [tuple(layer["conv"].shape) for layer in state["layers"]] == [(3, 3, 2 * C)] * L
+    assert state_nbytes(state) == L * 3 * (2 * C * N + 3 * 2 * C) * 4
 
 
 def test_minlstm_step_is_finite_when_both_gates_saturate():

@@ -25,7 +25,7 @@ def cli(*args, env=None, **kw):
                           env={**os.environ, **(env or {})}, **kw)
 
 
-@pytest.mark.parametrize("mixer", ["attn", "mingru", "minlstm"])
+@pytest.mark.parametrize("mixer", ["attn", "mingru", "minlstm", "mamba"])
 def test_short_run_lowers_the_val_loss(tmp_path, capsys, char_dataset, mixer):
     run_train(tmp_path, "--max_iters=60", "--eval_interval=60", "--eval_iters=10", mixer=mixer)
     val = [float(line.split("val loss ")[1]) for line in capsys.readouterr().out.splitlines()
