@@ -28,7 +28,9 @@ def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_pa
     assert data["summary"]["mingru"]["mean"] == pytest.approx(statistics.mean(finals))
     assert data["summary"]["mingru"]["std"] == pytest.approx(statistics.stdev(finals))
     table = (tmp_path / "shakespeare_cpu.md").read_text()
+    best = min((0, 2, 4), key=lambda i: statistics.mean(run[i // 2]["val"] for run in runs))
     assert f"| minGRU | {statistics.mean(finals):.4f} ± {statistics.stdev(finals):.4f} |" in table
+    assert table.splitlines()[2].endswith(f"| iteration {best} |")
     assert (tmp_path / "shakespeare_cpu.png").stat().st_size > 0
 
     (tmp_path / "shakespeare_cpu.md").unlink()
@@ -47,8 +49,10 @@ def test_reach_gpt_finds_the_first_eval_at_or_below_the_gpts_final_loss():
     curves = {"gpt": [curve(4, 3, 2.0), curve(4, 3, 2.2)],  # final: 2.1 on average
               "mingru": [curve(4, 2.0, 1.9), curve(4, 2.3, 1.9)],  # mean 2.15 at step 10: not yet
               "minlstm": [curve(4, 2.1, 2.0), curve(4, 2.0, 2.0)],  # mean 2.05 at step 10
-              "slow": [curve(4, 3, 2.5)]}
-    assert shakespeare.reach_gpt(curves) == {"gpt": 20, "mingru": 20, "minlstm": 10, "slow": None}
+              "slow": [curve(4, 3, 2.5)], "overfits": [curve(4, 1.5, 1.8)]}
+    assert shakespeare.reach_gpt(curves) == {"gpt": 20, "mingru": 20, "minlstm": 10, "slow": None, "overfits": 10}
+    # the eval with the lowest seed-mean loss: the last, unless the model got worse since
+    assert shakespeare.best_step(curves) == {"gpt": 20, "mingru": 20, "minlstm": 20, "slow": 20, "overfits": 10}
 
 
 def test_selective_copying_driver_tabulates_accuracy_by_layers(tmp_path, monkeypatch):
