@@ -177,10 +177,12 @@ class Mamba(nn.Module):
         dt = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=1e-4)
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
 
-    def _ssm_inputs(self, x):
-        # x (..., hidden), after conv and SiLU -> Delta (..., hidden), B and C (..., d_state)
-        dt, B, C = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        return F.softplus(self.dt_proj(dt)), B, C
+    def _ssm_inputs(self, u):
+        # u (..., hidden), after conv and SiLU -> Delta (..., hidden), B and C (..., d_state), in the parameters'
+        # dtype: under autocast the recurrence's a and b are formed in float32, not bf16
+        dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dtype = self.A_log.dtype
+        return F.softplus(self.dt_proj(dt)).to(dtype), B.to(dtype), C.to(dtype)
 
     def forward(self, x, h0=None, tail=None):
         # parallel: x (B, T, C), h0 (B, H, N) and the conv's tail (B, k-1, H), or None for zeros
@@ -196,7 +198,7 @@ class Mamba(nn.Module):
         b = (dt * u).unsqueeze(-1) * B.unsqueeze(2)  # (B, T, H, N), signed
         h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1))
         h = h.view(Bsz, T, self.hidden, self.d_state)  # float32 even under autocast
-        y = torch.einsum("bthn,btn->bth", h, C.to(h.dtype)) + self.D * u  # (B, T, H): C_t . h_t + D x_t
+        y = torch.einsum("bthn,btn->bth", h, C) + self.D * u  # (B, T, H): C_t . h_t + D x_t
         y = y.to(x.dtype) * F.silu(z)
         return self.dropout(self.c_proj(y)), h[:, -1], tail
 

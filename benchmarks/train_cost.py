@@ -7,12 +7,12 @@ from benchmarks.common import median_time, plot, print_table, save, saved_bytes
 
 def mixer_layers(D, device):
     """One layer of each mixer at width D: the model's minGRU/minLSTM/Mamba/attention and PyTorch's GRU/LSTM.
-    Mamba is Mamba's own layer (expand 2, d_state 16, conv 4): its state is 32x the others' per channel."""
+    Mamba has its conv of 4 and d_state 16: at the same hidden width its state is 16x the others'."""
     from model import CausalSelfAttention, GPTConfig, Mamba, MinGRU, MinLSTM
     cfg = GPTConfig(n_embd=D, n_head=max(1, D // 64), expansion=1.0, bias=False)
     torch.manual_seed(0)
     layers = {"minGRU": MinGRU(cfg), "minLSTM": MinLSTM(cfg),
-              "Mamba": Mamba(GPTConfig(n_embd=D, mixer="mamba", expansion=2.0, conv=4, bias=False)),
+              "Mamba": Mamba(GPTConfig(n_embd=D, mixer="mamba", expansion=1.0, conv=4, bias=False)),
               "GRU": nn.GRU(D, D, batch_first=True), "LSTM": nn.LSTM(D, D, batch_first=True),
               "attention": CausalSelfAttention(cfg)}
     calls = {"minGRU": lambda m, x: m(x)[0], "minLSTM": lambda m, x: m(x)[0], "Mamba": lambda m, x: m(x)[0],

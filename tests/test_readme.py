@@ -36,7 +36,7 @@ def test_train_cost_table_matches_its_json():
         cells = [f"{by[T, 'minGRU']['ms']:.1f} ms", f"{by[T, 'GRU']['ms']:.1f} ms",
                  f"{by[T, 'minGRU']['speedup_vs_classic']:.1f}x", f"{by[T, 'minLSTM']['ms']:.1f} ms",
                  f"{by[T, 'LSTM']['ms']:.1f} ms", f"{by[T, 'minLSTM']['speedup_vs_classic']:.1f}x",
-                 f"{by[T, 'attention']['ms']:.1f} ms"]
+                 f"{by[T, 'Mamba']['ms']:.1f} ms", f"{by[T, 'attention']['ms']:.1f} ms"]
         assert f"| {T} | " + " | ".join(cells) + " |" in section("### Training cost")
 
 
@@ -44,7 +44,7 @@ def test_generate_table_matches_its_json():
     results = json.loads(read("bench_out", "generate.json"))["results"]
     rows = {line.split("|")[1].strip(): line for line in section("### Generation cost").splitlines()
             if line.startswith("| ")}
-    labels = {"minGRU": "minGRU", "minLSTM": "minLSTM", "GPT, full cache": "GPT, full KV cache",
+    labels = {"minGRU": "minGRU", "minLSTM": "minLSTM", "Mamba": "Mamba", "GPT, full cache": "GPT, full KV cache",
               "GPT, window 256": "GPT, window 256", "GPT, tova 256": "GPT, TOVA 256",
               "GPT, h2o 256": "GPT, H2O 256",
               "GPT, re-run context (nanoGPT)": "GPT, nanoGPT-style (re-run the context)"}
@@ -66,7 +66,7 @@ def test_state_loss_table_matches_its_json():
     full = next(e for e in data["gpt"]["window"] if e["K"] == data["block_size"])
     T = data["block_size"]
     assert f"| GPT, full cache | {T} tokens | {full['state_bytes']:,} | {full['val_loss']:.4f} |" in rows
-    for name, label in (("mingru", "minGRU"), ("minlstm", "minLSTM")):
+    for name, label in (("mingru", "minGRU"), ("minlstm", "minLSTM"), ("mamba", "Mamba")):
         r = data["rnn"][name]
         row = next(x for x in rows if x.startswith(f"| {label} |"))
         assert row.endswith(f"| {r['state_bytes']:,} | {r['val_loss']:.4f} |"), row

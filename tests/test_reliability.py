@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import train
 from common import Batches, CheckpointError, DataError, load_checkpoint, load_meta
 from configurator import ConfigError, parse_config
-from model import GPT, MIXERS, GPTConfig, MinGRU, MinLSTM
+from model import GPT, MIXERS, GPTConfig, Mamba, MinGRU, MinLSTM
 from sample import SampleConfig, check
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16",
@@ -76,20 +76,21 @@ def test_bf16_autocast_training_tracks_float32_for_every_mixer(tmp_path, char_da
     assert whole["bfloat16"] == pytest.approx(whole["float32"], abs=0.05)  # and bf16 learned the same
 
 
-@pytest.mark.parametrize("layer_cls", [MinGRU, MinLSTM])
+@pytest.mark.parametrize("layer_cls", [MinGRU, MinLSTM, Mamba])
 def test_extreme_inputs_stay_finite_at_16k(layer_cls):
     torch.manual_seed(0)
-    layer = layer_cls(GPTConfig(n_embd=8, n_head=1, mixer="mingru", expansion=1.0))
+    layer = layer_cls(GPTConfig(n_embd=8, n_head=1, mixer="mingru", expansion=1.0, conv=4))
     T = 16384
     x = torch.randn(1, T, 8) * 100  # embeddings scaled 100x
+    first = layer.in_proj if layer_cls is Mamba else layer.c_fc
     with torch.no_grad():
-        layer.c_fc.weight.mul_(30 / layer.c_fc.weight.abs().max())  # gate logits of +-30 and beyond
+        first.weight.mul_(30 / first.weight.abs().max())  # gate logits of +-30 and beyond
     x.requires_grad_()
-    y, h = layer(x)
+    y, h = layer(x)[:2]
     y.square().mean().backward()
     assert torch.isfinite(y).all() and torch.isfinite(h).all() and torch.isfinite(x.grad).all()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        y, h = layer(x)
+        y, h = layer(x)[:2]
     assert h.dtype == torch.float32 and torch.isfinite(y).all()  # the scan stayed in float32
 
 
