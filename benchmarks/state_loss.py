@@ -7,7 +7,8 @@ from benchmarks.common import plot, print_table, save
 
 
 def bench_state_loss(args):
-    """Val loss with tokens processed one at a time, GPT under each cache policy and size K, next to the RNNs."""
+    """Val loss with tokens processed one at a time, GPT under each cache policy and size K, next to the RNNs: over
+    the whole val split in non-overlapping block_size windows (16 evenly spaced windows with --quick)."""
     import numpy as np
 
     from cache import POLICIES
@@ -18,8 +19,12 @@ def bench_state_loss(args):
     block = model.config.block_size
     ckpt_dataset = load_checkpoint(os.path.join(args.gpt, "ckpt.pt"))["dataset"]
     data = np.memmap(os.path.join(dataset_dir(ckpt_dataset), "val.bin"), dtype=np.uint16, mode="r")
-    n_seq = 16 if args.quick else 128
-    starts = np.linspace(0, len(data) - block - 2, n_seq).astype(np.int64)  # evenly spaced windows, no RNG
+    if args.quick:
+        n_seq = 16
+        starts = np.linspace(0, len(data) - block - 2, n_seq).astype(np.int64)  # evenly spaced windows, no RNG
+    else:
+        n_seq = (len(data) - 1) // block
+        starts = np.arange(n_seq) * block
     seqs = torch.stack([torch.from_numpy(data[s:s + block + 1].astype(np.int64)) for s in starts])
     x, y = seqs[:, :-1], seqs[:, 1:]
 
@@ -31,7 +36,7 @@ def bench_state_loss(args):
                 total += torch.nn.functional.cross_entropy(logits, y[:, t], reduction="sum").item()
         return total / (n_seq * block), state_nbytes(state) // n_seq
 
-    Ks = [k for k in (8, 16, 32, 64, 128) if k < block] + [block]
+    Ks = [k for k in (8, 16, 32, 64, 128, 256) if k < block] + [block]
     results = {"gpt": {}, "rnn": {}}
     rows = []
     full_loss, full_bytes = stepped_loss(model)
@@ -48,7 +53,8 @@ def bench_state_loss(args):
         loss, nbytes = stepped_loss(rnn)
         results["rnn"][rnn.config.mixer] = {"val_loss": loss, "state_bytes": nbytes, "out_dir": path}
         rows.append([rnn.config.mixer, "", f"{nbytes:,}", f"{loss:.4f}"])
-    print(f"val loss over {n_seq} windows of {block} tokens, one token at a time; state bytes per sequence")
+    print(f"val loss over {n_seq} windows of {block} tokens ({n_seq * block:,} tokens), one token at a time; state "
+          f"bytes per sequence")
     print_table(["model", "K", "state bytes", "val loss"], rows)
     save("state_loss", {"gpt": args.gpt, "n_seq": n_seq, "block_size": block, **results})
     plot("state_loss", "Val loss against state size: bounded KV caches and RNNs", "state bytes per sequence",

@@ -1,0 +1,47 @@
+"""The benchmarks' measuring pieces (not their timings): what they compute must be what they say."""
+import torch
+from torch.nn import functional as F
+
+from benchmarks.length import buckets, carried_losses, sliding_losses
+from model import GPT, GPTConfig
+
+
+def tiny(mixer, block=8):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(block_size=block, vocab_size=11, n_layer=2, n_head=2, n_embd=16, mixer=mixer,
+                         conv=3)).double().eval()
+
+
+def per_position(model, x, y):
+    logits, _ = model(x, y)
+    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+
+
+def test_carried_losses_are_one_pass_over_the_whole_stretch():
+    """Chunked prefill with the state carried gives every position the loss of one forward pass over it all."""
+    for mixer in ("mingru", "mamba"):
+        model = tiny(mixer)
+        x = torch.randint(0, 11, (3, 41), generator=torch.Generator().manual_seed(1))
+        y = torch.roll(x, -1, dims=1)
+        torch.testing.assert_close(carried_losses(model, x, y, chunk=7), per_position(model, x, y),
+                                   rtol=1e-10, atol=1e-10)
+
+
+def test_sliding_losses_score_each_position_once_with_enough_context():
+    model, block, stride = tiny("attn"), 8, 3
+    x = torch.randint(0, 11, (2, 23), generator=torch.Generator().manual_seed(2))
+    y = torch.roll(x, -1, dims=1)
+    got = sliding_losses(model, x, y, stride)
+    windows = {s: per_position(model, x[:, s:s + block], y[:, s:s + block]) for s in range(0, 23 - block + 1)}
+    for p in range(23):
+        # the loss at p is the model's at p in some window that gives p at least block - stride tokens before it
+        # (or all there are, in the first window)
+        ok = [s for s, w in windows.items() if s <= p < s + block and (s == 0 or p - s >= block - stride)
+              and torch.allclose(w[:, p - s], got[:, p], rtol=1e-6, atol=1e-6)]
+        assert ok, p
+
+
+def test_buckets_double_from_the_training_length():
+    out = buckets(torch.arange(20.0), 4)
+    assert [(b["from"], b["to"]) for b in out] == [(0, 2), (2, 4), (4, 8), (8, 16), (16, 20)]
+    assert [b["loss"] for b in out] == [0.5, 2.5, 5.5, 11.5, 17.5]
