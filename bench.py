@@ -7,7 +7,7 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py state_loss --gpt DIR --rnn DIR [DIR ...]   val loss vs state bytes, KV-cache policies vs RNNs
     python bench.py throughput [--quick] [--recipe baby]   training tokens/s (MFU on known GPUs), compile off and on
     python bench.py time_to_loss [--quick]   whole-split val loss against training seconds, CPU recipe, each mixer
-    python bench.py length --rnn DIR [DIR ...] [--gpt DIR] [--tokens N]   val loss by position past the training length
+    python bench.py length --rnn DIR [DIR ...] [--gpt DIR ...] [--tokens N]   val loss by position past training length
 
 Timings are medians over repeats, taken in one run on one machine; speed-ups are ratios measured in that same run.
 On CUDA the outputs are named bench_out/gpu_<name>.json (and .png), beside the CPU ones.
@@ -47,10 +47,12 @@ def main():
     p.add_argument("--gpt", required=True, help="out_dir of a trained GPT checkpoint")
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained minGRU/minLSTM checkpoints")
     p.add_argument("--quick", action="store_true", help="fewer val windows")
+    p.add_argument("--name", default="state_loss", help="output name: bench_out/NAME.json and .png")
     p.set_defaults(fn=bench_state_loss)
     p = sub.add_parser("length", help="val loss by position past the training length: RNNs carry their state")
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained RNN checkpoints")
-    p.add_argument("--gpt", help="out_dir of a trained GPT checkpoint: its sliding-window re-run, as the baseline")
+    p.add_argument("--gpt", nargs="*", default=[],
+                   help="out_dirs of trained GPT checkpoints: their sliding-window re-runs, as the baseline")
     p.add_argument("--tokens", type=int, default=4096, help="length of each val stretch (at least 2 block_size)")
     p.add_argument("--stride", type=int, help="tokens between stretch starts (default tokens/8: overlapping)")
     p.add_argument("--chunk", type=int, default=512, help="tokens per prefill call; the state carries across")

@@ -65,7 +65,7 @@ def bench_length(args):
     from common import load_checkpoint
     from sample import load_model
     results, rows = {}, []
-    for path in args.rnn + ([args.gpt] if args.gpt else []):
+    for path in args.rnn + args.gpt:
         model, _ = load_model(path, "cpu")
         c = model.config
         dataset = load_checkpoint(os.path.join(path, "ckpt.pt"))["dataset"]

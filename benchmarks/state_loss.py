@@ -56,8 +56,9 @@ def bench_state_loss(args):
     print(f"val loss over {n_seq} windows of {block} tokens ({n_seq * block:,} tokens), one token at a time; state "
           f"bytes per sequence")
     print_table(["model", "K", "state bytes", "val loss"], rows)
-    save("state_loss", {"gpt": args.gpt, "n_seq": n_seq, "block_size": block, **results})
-    plot("state_loss", "Val loss against state size: bounded KV caches and RNNs", "state bytes per sequence",
-         "val loss", {f"GPT {p}": ([r["state_bytes"] for r in rs], [r["val_loss"] for r in rs])
-                      for p, rs in results["gpt"].items()},
+    save(args.name, {"gpt": args.gpt, "n_seq": n_seq, "block_size": block, **results})
+    plot(args.name, f"Val loss against state size ({block}-token windows): bounded KV caches and RNNs",
+         "state bytes per sequence", "val loss",
+         {f"GPT {p}": ([r["state_bytes"] for r in rs], [r["val_loss"] for r in rs])
+          for p, rs in results["gpt"].items()},
          points={m: (r["state_bytes"], r["val_loss"]) for m, r in results["rnn"].items()})
