@@ -39,7 +39,10 @@ def main():
 
     def trained(mixer):
         log = os.path.join(out_dir(mixer), "train.log")
-        return os.path.exists(log) and "whole val split:" in open(log).read()
+        if not os.path.exists(log):
+            return False
+        with open(log) as f:
+            return "whole val split:" in f.read()
 
     def run(mixer):
         return train_run([f"config/shakespeare_char_cpu_{mixer}.py", *LONG, f"--out_dir={out_dir(mixer)}",
@@ -49,7 +52,10 @@ def main():
     todo = [m for m in args.mixers if not trained(m)]
     done = dict(zip(todo, run_side_by_side(run, todo, args.jobs)))
     path = os.path.join(OUT, "long_context.json")
-    data = json.load(open(path)) if os.path.exists(path) else {"overrides": LONG + args.extra, "runs": {}}
+    data = {"overrides": LONG + args.extra, "runs": {}}
+    if os.path.exists(path):
+        with open(path) as f:
+            data = json.load(f)
     for mixer, (evals, whole) in done.items():
         data["runs"][mixer] = {"whole_split_val_loss": whole, "evals": evals}
     with open(path, "w") as f:
