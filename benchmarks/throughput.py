@@ -17,7 +17,7 @@ def bench_throughput(args):
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
     rows, results, original = [], [], scan_module.DEFAULT_BACKEND
-    for mixer in ("gpt", "mingru", "minlstm"):
+    for mixer in ("gpt", "mingru", "minlstm", "mamba"):
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
         cfg = GPTConfig(**{k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}, vocab_size=65)
         B, T = c.batch_size, c.block_size
@@ -59,6 +59,6 @@ def bench_throughput(args):
     best = {m: min(r["ms_per_iter"] for r in results if r["mixer"] == m) for m in {r["mixer"] for r in results}}
     if "attn" in best:
         print("each mixer at its fastest setting, ms/iter against the GPT's: " +
-              ", ".join(f"{m} {best[m] / best['attn']:.2f}x" for m in ("mingru", "minlstm") if m in best))
+              ", ".join(f"{m} {best[m] / best['attn']:.2f}x" for m in ("mingru", "minlstm", "mamba") if m in best))
     name = "throughput" if args.recipe == "cpu" else f"throughput_{args.recipe}"
     save(name, {"device": device, "recipe": args.recipe, "rows": results})

@@ -101,3 +101,12 @@ def test_time_to_loss_table_matches_its_json():
         at = "never" if reach["iter"] is None else f"iteration {reach['iter']}, {reach['seconds']:.1f} s"
         share = "" if reach["seconds"] is None else f"{reach['fraction_of_gpt_time']:.0%}"
         assert f"| {names[mixer]} | {last['val_loss']:.4f} | {last['seconds']:.1f} | {at} | {share} |" in text
+
+
+def test_throughput_table_matches_its_json():
+    text = section("### Training throughput")
+    names = {"attn": "attn", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
+    for r in json.loads(read("bench_out", "throughput.json"))["rows"]:
+        row = (f"| {names[r['mixer']]} | {'on' if r['compile'] else 'off'} | {r['ms_per_iter']:.1f} | "
+               f"{r['tokens_per_s']:,.0f} | {r['tflops'] * 1e3:.1f} |")
+        assert row in text, row
