@@ -10,27 +10,35 @@ EVAL = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)(?:, val 
 WHOLE = re.compile(r"^whole val split: loss ([\d.]+)")
 
 
+def read_evals(lines):
+    """The evaluation lines of a train.py output: ([{step, train, val, acc}], the whole-split val loss or None)."""
+    evals, whole = [], None
+    for line in lines:
+        if m := EVAL.match(line):
+            evals.append({"step": int(m[1]), "train": float(m[2]), "val": float(m[3]),
+                          "acc": float(m[4]) if m[4] else None})
+        elif m := WHOLE.match(line):
+            whole = float(m[1])
+    return evals, whole
+
+
 def train_run(args, log_path, threads=None, label=""):
     """Run `python train.py *args`, teeing its output to log_path. Returns ([{step, train, val, acc}] per eval,
     the whole-split val loss at the end or None). threads caps the run's CPU threads (for runs side by side)."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     env = {**os.environ, "CI": "true", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
-    evals, whole = [], None
+    lines = []
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env)
         for line in proc.stdout:
             log.write(line)
-            if m := EVAL.match(line):
-                evals.append({"step": int(m[1]), "train": float(m[2]), "val": float(m[3]),
-                              "acc": float(m[4]) if m[4] else None})
-                print(f"  {label}{line.strip()}", flush=True)
-            elif m := WHOLE.match(line):
-                whole = float(m[1])
+            lines.append(line)
+            if EVAL.match(line) or WHOLE.match(line):
                 print(f"  {label}{line.strip()}", flush=True)
     if proc.wait() != 0:
         raise SystemExit(f"train.py {' '.join(args)} failed; see {log_path}")
-    return evals, whole
+    return read_evals(lines)
 
 
 def threads_per_job(jobs):

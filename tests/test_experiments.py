@@ -7,7 +7,7 @@ import pytest
 
 import train
 from configurator import parse_config
-from experiments import recipe, selective_copying, shakespeare
+from experiments import long_context, recipe, selective_copying, shakespeare
 
 
 def run_driver(module, monkeypatch, tmp_path, argv):
@@ -74,6 +74,20 @@ def test_selective_copying_driver_tabulates_accuracy_by_layers(tmp_path, monkeyp
     assert set(data["results"]) == {"minlstm-1", "minlstm-2", "mamba-1"}
     log = (tmp_path / "selective_copying" / "mamba-1layer" / "train.log").read_text()
     assert "'expansion': 2.0" in log and "'conv': 4" in log and "'mixer': 'mamba'" in log
+
+
+def test_long_context_driver_trains_what_is_missing_with_each_mixers_arguments(char_dataset, tmp_path, monkeypatch):
+    tiny = ["--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--n_layer=1", "--n_head=2", "--n_embd=16",
+            "--block_size=32"]
+    run_driver(long_context, monkeypatch, tmp_path, ["--mixers", "gpt", "mingru", "--train_only", "--", *tiny])
+    data = json.loads((tmp_path / "long_context.json").read_text())
+    assert set(data) == {"gpt", "mingru"} and all(r["whole_split_val_loss"] > 0 for r in data.values())
+    assert "--learning_rate=1e-3" in data["gpt"]["train_args"] and "--block_size=512" in data["gpt"]["train_args"]
+    assert "'learning_rate': 0.001" in (tmp_path / "long_context" / "gpt" / "train.log").read_text()
+    # finished runs are not trained again; the JSON still lists them
+    monkeypatch.setattr(long_context, "train_run", lambda *a, **k: pytest.fail("trained a finished run again"))
+    run_driver(long_context, monkeypatch, tmp_path, ["--mixers", "gpt", "mingru", "--train_only", "--", *tiny])
+    assert json.loads((tmp_path / "long_context.json").read_text()) == data
 
 
 def test_a_failed_run_stops_the_driver_and_names_its_log(tmp_path, monkeypatch):
