@@ -110,3 +110,13 @@ def test_throughput_table_matches_its_json():
         row = (f"| {names[r['mixer']]} | {'on' if r['compile'] else 'off'} | {r['ms_per_iter']:.1f} | "
                f"{r['tokens_per_s']:,.0f} | {r['tflops'] * 1e3:.1f} |")
         assert row in text, row
+
+
+def test_length_table_matches_its_json():
+    text = section("### Long context")
+    for r in json.loads(read("bench_out", "length.json"))["results"].values():
+        T, b = r["block_size"], {(x["from"], x["to"]): x["loss"] for x in r["buckets"]}
+        cells = [b[T // 2, T], b[T, 2 * T], b[2 * T, 4 * T], b[4 * T, 8 * T]]
+        row = (f"| {T} | " + " | ".join(f"{v:.4f}" for v in cells) +
+               f" | {max(cells[1:]) - min(cells[1:]):.4f} | {b[2048, 4096]:.4f} |")
+        assert row in text, row
