@@ -120,3 +120,4 @@ def test_length_table_matches_its_json():
         row = (f"| {T} | " + " | ".join(f"{v:.4f}" for v in cells) +
                f" | {max(cells[1:]) - min(cells[1:]):.4f} | {b[2048, 4096]:.4f} |")
         assert row in text, row
+        assert r["spread_T_to_8T"] == pytest.approx(max(cells[1:]) - min(cells[1:]))
