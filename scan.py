@@ -187,11 +187,10 @@ def default_backend(device_type, T):
 
 
 def default_linear_backend(device_type, T):
-    """The backend scan_linear() runs when given none: DEFAULT_BACKEND if it serves scan_linear, else triton on
-    CUDA up to TRITON_MAX_T when usable, else chunked."""
-    if DEFAULT_BACKEND in LINEAR_BACKENDS:
-        return DEFAULT_BACKEND
-    return "triton" if device_type == "cuda" and triton_usable("cuda") and T <= TRITON_MAX_T else "chunked"
+    """The backend scan_linear() runs when given none: scan()'s default where it serves scan_linear, else chunked
+    (the log-space choices, by SCAN_BACKEND or on CUDA by length or without Triton, have no signed form)."""
+    backend = default_backend(device_type, T)
+    return backend if backend in LINEAR_BACKENDS else "chunked"
 
 
 def _check_backend(backend, impls, device_type):
