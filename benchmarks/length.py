@@ -64,14 +64,14 @@ def buckets(per_position, train_len):
 def bench_length(args):
     from common import load_checkpoint
     from sample import load_model
-    results, rows = {}, []
+    results, rows, stride = {}, [], args.stride or args.tokens // 8
     for path in args.rnn + args.gpt:
         model, _ = load_model(path, "cpu")
         c = model.config
         dataset = load_checkpoint(os.path.join(path, "ckpt.pt"))["dataset"]
         if args.tokens < 2 * c.block_size:
             raise SystemExit(f"{path} was trained at block_size {c.block_size}; --tokens must be at least twice that")
-        x, y = stretches(dataset, args.tokens, args.stride or args.tokens // 8)
+        x, y = stretches(dataset, args.tokens, stride)
         if c.mixer == "attn":
             per_pos = sliding_losses(model, x, y, stride=max(1, c.block_size // 2)).mean(dim=0)
             how = f"sliding window of {c.block_size}, stride {max(1, c.block_size // 2)}"
@@ -92,8 +92,7 @@ def bench_length(args):
         print(f"{label}: {x.size(0)} stretches of {args.tokens} tokens, {how}; spread of the loss over [T, 8T): "
               f"{'n/a' if spread is None else f'{spread:.4f}'} nats")
     print_table(["model", "positions", "val loss", "vs [T/2, T)"], rows)
-    save("length", {"tokens": args.tokens, "stride": args.stride or args.tokens // 8, "chunk": args.chunk,
-                    "results": results})
+    save("length", {"tokens": args.tokens, "stride": stride, "chunk": args.chunk, "results": results})
     # the plot: per-position losses averaged over geometric position buckets
     series = {}
     for label, r in results.items():

@@ -57,8 +57,10 @@ def main():
                          threads=threads_per_job(args.jobs), label=f"[{mixer} at 512] ")
 
     run_side_by_side(run, [m for m in args.mixers if log(m) is None], args.jobs)
-    have = [m for m in MIXERS if log(m) is not None]
-    data = {m: {"train_args": train_args(m), "whole_split_val_loss": log(m)[1], "evals": log(m)[0]} for m in have}
+    finished = {m: log(m) for m in MIXERS}
+    have = [m for m in MIXERS if finished[m] is not None]
+    data = {m: {"train_args": train_args(m), "whole_split_val_loss": finished[m][1], "evals": finished[m][0]}
+            for m in have}
     with open(os.path.join(OUT, "long_context.json"), "w") as f:
         json.dump(data, f, indent=2)
     print("\n".join(f"{m} at 512: whole-split val loss {data[m]['whole_split_val_loss']:.4f}" for m in have))

@@ -1,4 +1,5 @@
 """Run train.py as a subprocess and read its evaluation lines back: what the experiment drivers share."""
+import json
 import os
 import re
 import subprocess
@@ -39,6 +40,18 @@ def train_run(args, log_path, threads=None, label=""):
     if proc.wait() != 0:
         raise SystemExit(f"train.py {' '.join(args)} failed; see {log_path}")
     return read_evals(lines)
+
+
+def keep_earlier_runs(path, data, same, keys):
+    """data, with the entries under each of `keys` that the JSON at path holds and this call did not redo, when that
+    JSON was written with the same values of the keys `same`: a driver run for some mixers keeps the others."""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if all(old.get(k) == data[k] for k in same):
+            for key in keys:
+                data[key] = {**old[key], **data[key]}
+    return data
 
 
 def threads_per_job(jobs):

@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 
-from experiments.runs import run_side_by_side, save_plot, threads_per_job, train_run
+from experiments.runs import keep_earlier_runs, run_side_by_side, save_plot, threads_per_job, train_run
 
 OUT = "experiments_out"
 # what a mixer changes in the config: Mamba's own expansion and conv, not the paper's minGRU/minLSTM layer shape
@@ -47,12 +47,8 @@ def main():
         return {"mixer": mixer, "n_layer": n_layer, "evals": evals, "final_acc": evals[-1]["acc"]}
 
     results = {f"{m}-{n}": r for (m, n), r in zip(jobs, run_side_by_side(run, jobs, args.jobs))}
-    data = {"config": args.config, "extra": args.extra, "results": results}
-    if os.path.exists(f"{stem}.json"):  # keep the runs not redone, when they were run the same way
-        with open(f"{stem}.json") as f:
-            old = json.load(f)
-        if all(old.get(k) == data[k] for k in ("config", "extra")):
-            data["results"] = {**old["results"], **results}
+    data = keep_earlier_runs(f"{stem}.json", {"config": args.config, "extra": args.extra, "results": results},
+                             same=("config", "extra"), keys=("results",))
     with open(f"{stem}.json", "w") as f:
         json.dump(data, f, indent=2)
     report(stem, data)

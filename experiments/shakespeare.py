@@ -16,7 +16,7 @@ import json
 import os
 import statistics
 
-from experiments.runs import run_side_by_side, save_plot, threads_per_job, train_run
+from experiments.runs import keep_earlier_runs, run_side_by_side, save_plot, threads_per_job, train_run
 
 MIXERS = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
 OUT = "experiments_out"
@@ -55,12 +55,9 @@ def main():
         std = statistics.stdev(finals) if len(finals) > 1 else 0.0
         summary[mixer] = {"mean": statistics.mean(finals), "std": std, "finals": finals}
     data = {"budget": args.budget, "seeds": args.seeds, "extra": args.extra, "summary": summary, "curves": results}
-    if os.path.exists(f"{stem}.json"):  # keep the mixers not rerun, when they were run the same way
-        with open(f"{stem}.json") as f:
-            old = json.load(f)
-        if all(old.get(k) == data[k] for k in ("budget", "seeds", "extra")):
-            for key in ("summary", "curves"):
-                data[key] = {m: data[key].get(m, old[key].get(m)) for m in MIXERS if m in data[key] or m in old[key]}
+    data = keep_earlier_runs(f"{stem}.json", data, same=("budget", "seeds", "extra"), keys=("summary", "curves"))
+    for key in ("summary", "curves"):  # the table's order
+        data[key] = {m: data[key][m] for m in MIXERS if m in data[key]}
     with open(f"{stem}.json", "w") as f:
         json.dump(data, f, indent=2)
     report(stem, data)
