@@ -186,12 +186,14 @@ class Batches:
                 raise DataError(f"{path} holds {size // 2} tokens, fewer than block_size + 1 = {block_size + 1}; "
                                 f"use a smaller block_size or more data")
 
-    def get(self, split, generator):
+    def get(self, split, generator, length=None, n=None):
+        """n (default batch_size) random windows of `length` (default block_size) tokens."""
+        T = length or self.block_size
         # a fresh memmap per batch avoids a memory leak, as nanoGPT notes
         data = np.memmap(self.paths[split], dtype=np.uint16, mode="r")
-        ix = torch.randint(len(data) - self.block_size, (self.batch_size,), generator=generator)
-        x = torch.stack([torch.from_numpy(data[i:i + self.block_size].astype(np.int64)) for i in ix.tolist()])
-        y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + self.block_size].astype(np.int64)) for i in ix.tolist()])
+        ix = torch.randint(len(data) - T, (n or self.batch_size,), generator=generator)
+        x = torch.stack([torch.from_numpy(data[i:i + T].astype(np.int64)) for i in ix.tolist()])
+        y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + T].astype(np.int64)) for i in ix.tolist()])
         return self._to_device(x, y)
 
     def windows(self, split, batch_size):

@@ -60,6 +60,11 @@ class TrainConfig:
     batch_size: int = 12
     copy_seq_len: int = 256  # selective copying: context length L (block_size must be >= L + copy_n_data)
     copy_n_data: int = 8  # selective copying: data tokens to copy
+    # sequence length warmup: the training windows grow linearly from seq_warmup_start tokens to block_size over the
+    # first seq_warmup_iters iterations (0: off), and there are more of them while they are short, so that every
+    # iteration holds batch_size * block_size tokens. What lets the GPT learn at block_size 512 on the CPU budget
+    seq_warmup_iters: int = 0
+    seq_warmup_start: int = 64
     # AdamW
     learning_rate: float = 6e-4
     max_iters: int = 5000
@@ -84,9 +89,15 @@ class TrainConfig:
                     "copy_seq_len", "copy_n_data"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1 (got {getattr(self, key)})")
-        for key in ("max_iters", "warmup_iters", "lr_decay_iters"):
+        for key in ("max_iters", "warmup_iters", "lr_decay_iters", "seq_warmup_iters"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0 (got {getattr(self, key)})")
+        if self.seq_warmup_iters and not 1 <= self.seq_warmup_start <= self.block_size:
+            raise ConfigError(f"seq_warmup_start must be in [1, block_size={self.block_size}] "
+                              f"(got {self.seq_warmup_start})")
+        if self.seq_warmup_iters and self.dataset == "selective_copying":
+            raise ConfigError("seq_warmup_iters does not apply to selective copying (its sequences have a fixed "
+                              "length); set it to 0")
         if self.learning_rate <= 0 or self.min_lr < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError("learning_rate must be > 0, and min_lr, grad_clip and weight_decay >= 0")
         choices = {"init_from": ("scratch", "resume"), "backend": ("auto", "nccl", "gloo"),
@@ -114,6 +125,17 @@ def get_lr(it, c):
     return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
 
 
+def train_shape(it, c):
+    """(windows, tokens per window) of iteration it's (micro) batch: (batch_size, block_size), or shorter and more
+    windows during the sequence length warmup (the length rounded down to a multiple of 8, never below
+    seq_warmup_start; as many windows as fit in batch_size * block_size tokens)."""
+    if it >= c.seq_warmup_iters:
+        return c.batch_size, c.block_size
+    grown = c.seq_warmup_start + (c.block_size - c.seq_warmup_start) * it // c.seq_warmup_iters
+    length = max(c.seq_warmup_start, grown // 8 * 8)
+    return c.batch_size * c.block_size // length, length
+
+
 class CopyingBatches:
     """Selective-copying batches, generated on the fly (data/selective_copying/task.py)."""
 
@@ -124,7 +146,7 @@ class CopyingBatches:
                               f"{c.copy_seq_len + c.copy_n_data} (got block_size={c.block_size})")
         self.make = lambda gen: make_batch(c.batch_size, c.copy_seq_len, c.copy_n_data, gen, device)
 
-    def get(self, split, generator):
+    def get(self, split, generator, length=None, n=None):
         return self.make(generator)
 
 
@@ -309,7 +331,6 @@ def train(c):
             if device_type == "cpu" and not c.eval_only and iter_num < c.max_iters:
                 warn_if_slow(raw_model, batches, ctx, c, iter_num, log)
         start_iter = iter_num
-        tokens_per_iter = c.gradient_accumulation_steps * world * c.batch_size * c.block_size
         t0, running_mfu, last_loss = time.time(), -1.0, None
         train_seconds = 0.0  # wall time spent in training iterations in this process, evaluations and saves left out
         # no host sync per iteration: a non-finite loss is recorded on the device, as the first iteration it
@@ -330,7 +351,8 @@ def train(c):
 
         def first_batch(it):
             batch_gen.manual_seed(seeds(it)[1])
-            return batches.get("train", batch_gen)
+            n, length = train_shape(it, c)
+            return batches.get("train", batch_gen, length, n)
 
         whole = None  # (iteration, whole-split val loss, tokens) of the last eval_whole_split evaluation
 
@@ -380,7 +402,7 @@ def train(c):
                     loss = loss / c.gradient_accumulation_steps
                 # the next batch is read while a GPU runs this one's forward
                 last = micro_step == c.gradient_accumulation_steps - 1
-                x, y = first_batch(iter_num + 1) if last else batches.get("train", batch_gen)
+                x, y = first_batch(iter_num + 1) if last else batches.get("train", batch_gen, x.size(1), x.size(0))
                 nonfinite_at = torch.where((nonfinite_at < 0) & ~torch.isfinite(loss.detach()), iter_num,
                                            nonfinite_at)
                 scaler.scale(loss).backward()
@@ -393,6 +415,7 @@ def train(c):
 
             t1 = time.time()
             dt, t0 = t1 - t0, t1
+            tokens_per_iter = c.gradient_accumulation_steps * world * math.prod(train_shape(iter_num, c))
             train_seconds += dt
             iter_num += 1
             bar.update(1)

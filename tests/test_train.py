@@ -44,8 +44,10 @@ def test_compile_auto_leaves_a_cpu_run_eager(tmp_path, char_dataset, monkeypatch
     assert len(compiled) == 1
 
 
-def test_resume_continues_exactly(tmp_path, char_dataset):
-    common = ["--eval_interval=5", "--lr_decay_iters=10", "--dropout=0.1", "--always_save_checkpoint=True"]
+@pytest.mark.parametrize("extra", [[], ["--block_size=32", "--seq_warmup_iters=8", "--seq_warmup_start=8"]],
+                         ids=["plain", "seq_warmup"])
+def test_resume_continues_exactly(tmp_path, char_dataset, extra):
+    common = ["--eval_interval=5", "--lr_decay_iters=10", "--dropout=0.1", "--always_save_checkpoint=True", *extra]
     run_train(tmp_path / "a", "--max_iters=10", *common)
     run_train(tmp_path / "b", "--max_iters=5", *common)
     run_train(tmp_path / "b", "--max_iters=10", "--init_from=resume", *common)
@@ -54,6 +56,26 @@ def test_resume_continues_exactly(tmp_path, char_dataset):
     assert a["best_val_loss"] == b["best_val_loss"]
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+def test_sequence_length_warmup_grows_the_training_windows(tmp_path, char_dataset, monkeypatch):
+    c = train.Config(block_size=512, batch_size=4, seq_warmup_iters=500, seq_warmup_start=64)
+    assert [train.train_shape(i, c) for i in (0, 10, 250, 499, 500, 2000)] == [
+        (32, 64), (28, 72), (7, 288), (4, 504), (4, 512), (4, 512)]  # as many windows as fit in 4 * 512 tokens
+    assert train.train_shape(0, train.Config(block_size=512, batch_size=4)) == (4, 512)  # off by default
+    shapes = []
+    get = train.Batches.get
+
+    def record(self, split, gen, length=None, n=None):
+        x, y = get(self, split, gen, length, n)
+        shapes.append((split, tuple(x.shape)))
+        return x, y
+    monkeypatch.setattr(train.Batches, "get", record)
+    run_train(tmp_path, "--max_iters=6", "--eval_interval=6", "--eval_iters=1", "--block_size=32",
+              "--seq_warmup_iters=4", "--seq_warmup_start=8")
+    # lengths 8 + 24 * it // 4 rounded down to a multiple of 8, 4 * 32 tokens each; evaluation at block_size
+    assert [s for split, s in shapes if split == "train" and s != (4, 32)][:4] == [(16, 8), (16, 8), (8, 16), (5, 24)]
+    assert {s for split, s in shapes if split == "val"} == {(4, 32)}
 
 
 def test_resume_with_another_model_config_is_refused(tmp_path, char_dataset, capsys):
@@ -226,6 +248,7 @@ def test_wandb_offline_run_completes(tmp_path, char_dataset):
     (["--mixer=lstm"], "unknown mixer 'lstm'"),
     (["config/nope.py"], "cannot read config file"),
     (["--dataset=nope"], "unknown dataset 'nope'"),
+    (["--seq_warmup_iters=10", "--seq_warmup_start=64"], "seq_warmup_start must be in [1, block_size=16]"),
 ])
 def test_cli_errors_are_one_clear_line(args, message):
     res = cli("train.py", *TINY, "--max_iters=1", *args)
