@@ -2,6 +2,7 @@
 import os
 
 import torch
+from tqdm import tqdm
 
 from benchmarks.common import plot, print_table, save
 
@@ -28,10 +29,10 @@ def bench_state_loss(args):
     seqs = torch.stack([torch.from_numpy(data[s:s + block + 1].astype(np.int64)) for s in starts])
     x, y = seqs[:, :-1], seqs[:, 1:]
 
-    def stepped_loss(model, **cache):
+    def stepped_loss(model, label, **cache):
         state, total = model.init_state(n_seq, **cache), 0.0
         with torch.no_grad():
-            for t in range(block):
+            for t in tqdm(range(block), desc=label, leave=False, disable=None):  # a bar on a terminal only
                 logits, state = model.step(x[:, t], state)
                 total += torch.nn.functional.cross_entropy(logits, y[:, t], reduction="sum").item()
         return total / (n_seq * block), state_nbytes(state) // n_seq
@@ -39,18 +40,19 @@ def bench_state_loss(args):
     Ks = [k for k in (8, 16, 32, 64, 128, 256) if k < block] + [block]
     results = {"gpt": {}, "rnn": {}}
     rows = []
-    full_loss, full_bytes = stepped_loss(model)
+    full_loss, full_bytes = stepped_loss(model, "GPT, full cache")
     for policy in [p for p in POLICIES if p != "full"]:
         results["gpt"][policy] = []
         for K in Ks:
             if policy == "sink" and K <= 4:
                 continue
-            loss, nbytes = (full_loss, full_bytes) if K >= block else stepped_loss(model, policy=policy, size=K)
+            loss, nbytes = (full_loss, full_bytes) if K >= block else stepped_loss(model, f"GPT, {policy} K={K}",
+                                                                                  policy=policy, size=K)
             results["gpt"][policy].append({"K": K, "val_loss": loss, "state_bytes": nbytes})
             rows.append([f"GPT {policy}", K, f"{nbytes:,}", f"{loss:.4f}"])
     for path in args.rnn:
         rnn, _ = load_model(path, "cpu")
-        loss, nbytes = stepped_loss(rnn)
+        loss, nbytes = stepped_loss(rnn, rnn.config.mixer)
         results["rnn"][rnn.config.mixer] = {"val_loss": loss, "state_bytes": nbytes, "out_dir": path}
         rows.append([rnn.config.mixer, "", f"{nbytes:,}", f"{loss:.4f}"])
     print(f"val loss over {n_seq} windows of {block} tokens ({n_seq * block:,} tokens), one token at a time; state "
