@@ -58,7 +58,7 @@ def bench_state_loss(args):
     print(f"val loss over {n_seq} windows of {block} tokens ({n_seq * block:,} tokens), one token at a time; state "
           f"bytes per sequence")
     print_table(["model", "K", "state bytes", "val loss"], rows)
-    save(args.name, {"gpt": args.gpt, "n_seq": n_seq, "block_size": block, **results})
+    save(args.name, {"gpt_out_dir": args.gpt, "n_seq": n_seq, "block_size": block, **results})
     plot(args.name, f"Val loss against state size ({block}-token windows): bounded KV caches and RNNs",
          "state bytes per sequence", "val loss",
          {f"GPT {p}": ([r["state_bytes"] for r in rs], [r["val_loss"] for r in rs])

@@ -121,3 +121,18 @@ def test_length_table_matches_its_json():
                f" | {max(cells[1:]) - min(cells[1:]):.4f} | {b[2048, 4096]:.4f} |")
         assert row in text, row
         assert r["spread_T_to_8T"] == pytest.approx(max(cells[1:]) - min(cells[1:]))
+
+
+def test_long_context_state_loss_table_matches_its_json():
+    data = json.loads(read("bench_out", "state_loss_512.json"))
+    text = section("### Long context")
+    policies = ("window", "sink", "h2o", "tova")
+    for K in sorted({e["K"] for e in data["gpt"]["window"]}):
+        at = {p: next(e for e in data["gpt"][p] if e["K"] == K) for p in policies}
+        label = f"{K} (full cache)" if K == data["block_size"] else f"{K}"
+        row = (f"| {label} | {at['window']['state_bytes']:,} | " +
+               " | ".join(f"{at[p]['val_loss']:.4f}" for p in policies) + " |")
+        assert row in text, row
+    for name, label in (("mingru", "minGRU"), ("minlstm", "minLSTM"), ("mamba", "Mamba")):
+        r = data["rnn"][name]
+        assert f"| {label} | {r['state_bytes']:,} | {r['val_loss']:.4f} |" in text, name
