@@ -78,12 +78,13 @@ def test_selective_copying_driver_tabulates_accuracy_by_layers(tmp_path, monkeyp
 
 def test_long_context_driver_trains_what_is_missing_with_each_mixers_arguments(char_dataset, tmp_path, monkeypatch):
     tiny = ["--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--n_layer=1", "--n_head=2", "--n_embd=16",
-            "--block_size=32"]
+            "--block_size=32", "--seq_warmup_start=8"]
     run_driver(long_context, monkeypatch, tmp_path, ["--mixers", "gpt", "mingru", "--train_only", "--", *tiny])
     data = json.loads((tmp_path / "long_context.json").read_text())
     assert set(data) == {"gpt", "mingru"} and all(r["whole_split_val_loss"] > 0 for r in data.values())
-    assert "--learning_rate=1e-3" in data["gpt"]["train_args"] and "--block_size=512" in data["gpt"]["train_args"]
-    assert "'learning_rate': 0.001" in (tmp_path / "long_context" / "gpt" / "train.log").read_text()
+    assert "--seq_warmup_iters=1000" in data["gpt"]["train_args"] and "--block_size=512" in data["gpt"]["train_args"]
+    assert "--seq_warmup_iters=1000" not in data["mingru"]["train_args"]
+    assert "'seq_warmup_iters': 1000" in (tmp_path / "long_context" / "gpt" / "train.log").read_text()
     # finished runs are not trained again; the JSON still lists them
     monkeypatch.setattr(long_context, "train_run", lambda *a, **k: pytest.fail("trained a finished run again"))
     run_driver(long_context, monkeypatch, tmp_path, ["--mixers", "gpt", "mingru", "--train_only", "--", *tiny])
