@@ -210,12 +210,12 @@ import os, sys
 sys.path.insert(0, {root!r})
 import train
 get, calls = train.Batches.get, []
-def failing_get(self, split, generator):  # rank {rank} fails on its {after}th {split} batch
+def failing_get(self, split, generator, *shape):  # rank {rank} fails on its {after}th {split} batch
     if split == {split!r} and os.environ["RANK"] == "{rank}":
         calls.append(1)
         if len(calls) > {after}:
             raise {error}("injected failure on rank {rank}")
-    return get(self, split, generator)
+    return get(self, split, generator, *shape)
 train.Batches.get = failing_get
 train.main()
 """
@@ -249,6 +249,8 @@ def test_wandb_offline_run_completes(tmp_path, char_dataset):
     (["config/nope.py"], "cannot read config file"),
     (["--dataset=nope"], "unknown dataset 'nope'"),
     (["--seq_warmup_iters=10", "--seq_warmup_start=64"], "seq_warmup_start must be in [1, block_size=16]"),
+    (["--dataset=selective_copying", "--seq_warmup_iters=10", "--seq_warmup_start=8"],
+     "seq_warmup_iters does not apply to selective copying"),
 ])
 def test_cli_errors_are_one_clear_line(args, message):
     res = cli("train.py", *TINY, "--max_iters=1", *args)
