@@ -30,21 +30,25 @@ CONFIG = "config/shakespeare_char_cpu_{}.py"
 # says today). The GPT's base is nanoGPT's own recipe. The RNNs' base is nanoGPT's with PyTorch's default init and
 # twice the learning rate: a first probe found init to matter most for the RNNs, and the GPT's first cells found
 # 2e-3 far better than 1e-3 on this budget, so the RNNs' learning rate is bracketed around 2e-3.
-SHAPES = {"mingru": ({"expansion": 4 / 3, "mlp_ratio": 4.0}, {"expansion": 2.0, "mlp_ratio": 3.0}),
-          "minlstm": ({"expansion": 1.0, "mlp_ratio": 4.0}, {"expansion": 2.0, "mlp_ratio": 2.0}),
+# (base, a wider RNN with a narrower MLP, a narrower RNN with a wider MLP), at equal parameters: a minGRU block has
+# 3*alpha*C^2 + 2*mlp_ratio*C^2 weights, a minLSTM block 4*alpha*C^2 + 2*mlp_ratio*C^2
+SHAPES = {"mingru": ({"expansion": 4 / 3, "mlp_ratio": 4.0}, {"expansion": 2.0, "mlp_ratio": 3.0},
+                     {"expansion": 1.0, "mlp_ratio": 4.5}),
+          "minlstm": ({"expansion": 1.0, "mlp_ratio": 4.0}, {"expansion": 2.0, "mlp_ratio": 2.0},
+                      {"expansion": 0.75, "mlp_ratio": 4.5}),
           "gpt": ({"expansion": 1.0, "mlp_ratio": 4.0},)}
 COMMON = {"norm": "layernorm", "bias": True, "conv": 0}
 BASES = {"gpt": {"init": "gpt2", **COMMON, "learning_rate": 1e-3, **SHAPES["gpt"][0]},
          "mingru": {"init": "torch", **COMMON, "learning_rate": 2e-3, **SHAPES["mingru"][0]},
          "minlstm": {"init": "torch", **COMMON, "learning_rate": 2e-3, **SHAPES["minlstm"][0]}}
-# each cell: (factor, what changes from the base)
+# each cell: (factor, what changes from the base, or a function of the mixer that gives it)
 RNN_CELLS = {
     "base": ("base", {}),
     "init_gpt2": ("init", {"init": "gpt2"}),
     "init_mamba": ("init", {"init": "mamba"}),
     "rmsnorm": ("norm", {"norm": "rmsnorm"}),
     "no_bias": ("bias", {"bias": False}),
-    "wide_rnn": ("shape", None),  # the mixer's second entry of SHAPES: a wider RNN, a narrower MLP
+    "wide_rnn": ("shape", lambda mixer: SHAPES[mixer][1]),
     "conv4": ("conv", {"conv": 4}),
     "lr_1e-3": ("learning rate", {"learning_rate": 1e-3}),
     "lr_3e-3": ("learning rate", {"learning_rate": 3e-3}),
@@ -61,6 +65,10 @@ RNN_CELLS = {
     "adopted_no_bias": ("adopted +", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0, "bias": False}),
     "adopted_lr_4e-3": ("adopted +", {"conv": 4, "learning_rate": 4e-3, "weight_decay": 0.0}),
     "adopted_lr_5e-3": ("adopted +", {"conv": 4, "learning_rate": 5e-3, "weight_decay": 0.0}),
+    "adopted_narrow_rnn": ("adopted +", lambda mixer: {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0,
+                                                       **SHAPES[mixer][2]}),
+    "adopted_narrow_rnn_lr_4e-3": ("adopted +", lambda mixer: {"conv": 4, "learning_rate": 4e-3, "weight_decay": 0.0,
+                                                               **SHAPES[mixer][2]}),
     # at the end of the adopted recipe the train loss is ~0.2 below the val loss
     "adopted_dropout_0.1": ("adopted +", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0, "dropout": 0.1}),
     # sequence length warmup (train.py): 48 windows of 16 tokens at first, grown to 12 of 64 by iteration 500
@@ -84,7 +92,7 @@ def cells(mixer):
     """{cell name: (factor, the full setting of every ablated key)} for one mixer."""
     out = {}
     for name, (factor, change) in (GPT_CELLS if mixer == "gpt" else RNN_CELLS).items():
-        out[name] = (factor, {**BASES[mixer], **(SHAPES[mixer][1] if change is None else change)})
+        out[name] = (factor, {**BASES[mixer], **(change(mixer) if callable(change) else change)})
     return out
 
 
