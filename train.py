@@ -415,7 +415,6 @@ def train(c):
 
             t1 = time.time()
             dt, t0 = t1 - t0, t1
-            tokens_per_iter = c.gradient_accumulation_steps * world * math.prod(train_shape(iter_num, c))
             train_seconds += dt
             iter_num += 1
             bar.update(1)
@@ -425,6 +424,7 @@ def train(c):
                 mfu = raw_model.estimate_mfu(c.batch_size * c.gradient_accumulation_steps, dt)
                 if mfu is not None:
                     running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+                tokens_per_iter = c.gradient_accumulation_steps * world * math.prod(train_shape(iter_num - 1, c))
                 stats = {"loss": f"{last_loss:.4f}", "ms/iter": f"{dt * 1000:.0f}",
                          "tok/s": f"{tokens_per_iter / dt:,.0f}"}
                 if mfu is not None:

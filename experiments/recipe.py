@@ -41,6 +41,8 @@ COMMON = {"norm": "layernorm", "bias": True, "conv": 0}
 BASES = {"gpt": {"init": "gpt2", **COMMON, "learning_rate": 1e-3, **SHAPES["gpt"][0]},
          "mingru": {"init": "torch", **COMMON, "learning_rate": 2e-3, **SHAPES["mingru"][0]},
          "minlstm": {"init": "torch", **COMMON, "learning_rate": 2e-3, **SHAPES["minlstm"][0]}}
+# what both RNN configs adopted from the cells below
+ADOPTED = {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0}
 # each cell: (factor, what changes from the base, or a function of the mixer that gives it)
 RNN_CELLS = {
     "base": ("base", {}),
@@ -60,20 +62,17 @@ RNN_CELLS = {
     "min_lr_1e-5": ("optimiser", {"min_lr": 1e-5}),
     "warmup_0": ("optimiser", {"warmup_iters": 0}),
     "conv4_lr_3e-3": ("combined", {"conv": 4, "learning_rate": 3e-3}),
-    "conv4_lr_3e-3_wd_0": ("combined", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0}),
-    # one more change on top of that last cell (each mixer's adopted recipe)
-    "adopted_no_bias": ("adopted +", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0, "bias": False}),
-    "adopted_lr_4e-3": ("adopted +", {"conv": 4, "learning_rate": 4e-3, "weight_decay": 0.0}),
-    "adopted_lr_5e-3": ("adopted +", {"conv": 4, "learning_rate": 5e-3, "weight_decay": 0.0}),
-    "adopted_narrow_rnn": ("adopted +", lambda mixer: {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0,
-                                                       **SHAPES[mixer][2]}),
-    "adopted_narrow_rnn_lr_4e-3": ("adopted +", lambda mixer: {"conv": 4, "learning_rate": 4e-3, "weight_decay": 0.0,
-                                                               **SHAPES[mixer][2]}),
+    "conv4_lr_3e-3_wd_0": ("combined", ADOPTED),
+    # one more change on top of that last cell (each mixer's adopted recipe, ADOPTED)
+    "adopted_no_bias": ("adopted +", {**ADOPTED, "bias": False}),
+    "adopted_lr_4e-3": ("adopted +", {**ADOPTED, "learning_rate": 4e-3}),
+    "adopted_lr_5e-3": ("adopted +", {**ADOPTED, "learning_rate": 5e-3}),
+    "adopted_narrow_rnn": ("adopted +", lambda mixer: {**ADOPTED, **SHAPES[mixer][2]}),
+    "adopted_narrow_rnn_lr_4e-3": ("adopted +", lambda mixer: {**ADOPTED, "learning_rate": 4e-3, **SHAPES[mixer][2]}),
     # at the end of the adopted recipe the train loss is ~0.2 below the val loss
-    "adopted_dropout_0.1": ("adopted +", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0, "dropout": 0.1}),
+    "adopted_dropout_0.1": ("adopted +", {**ADOPTED, "dropout": 0.1}),
     # sequence length warmup (train.py): 48 windows of 16 tokens at first, grown to 12 of 64 by iteration 500
-    "adopted_seq_warmup": ("adopted +", {"conv": 4, "learning_rate": 3e-3, "weight_decay": 0.0,
-                                         "seq_warmup_iters": 500, "seq_warmup_start": 16}),
+    "adopted_seq_warmup": ("adopted +", {**ADOPTED, "seq_warmup_iters": 500, "seq_warmup_start": 16}),
 }
 GPT_CELLS = {
     "base": ("base", {}),
