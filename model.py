@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import fused
 from cache import make_cache
 from scan import linear_space, scan, scan_linear
 
@@ -64,11 +65,14 @@ class CausalConv(nn.Module):
 
     def forward(self, x, tail=None):
         # x: (B, T, C); tail: (B, k-1, C) inputs before x, zeros at the start of a sequence
-        k = self.conv.kernel_size[0]
-        if tail is None:
-            tail = x.new_zeros(x.size(0), k - 1, x.size(2))
-        xp = torch.cat([tail, x], dim=1)  # (B, k-1+T, C)
-        y = self.conv(xp.transpose(1, 2)).transpose(1, 2)  # (B, T, C): output t sees inputs t-k+1..t
+        T, k = x.size(1), self.conv.kernel_size[0]
+        xp = F.pad(x, (0, 0, k - 1, 0)) if tail is None else torch.cat([tail, x], dim=1)  # (B, k-1+T, C)
+        # output t sees inputs t-k+1..t: y_t = bias + sum_j w_j * xp_{t+j}, k shifted multiply-adds in (B, T, C)
+        # (on a CPU these run faster than Conv1d on the transposed input, and leave y contiguous for the Linear after)
+        w = self.conv.weight[:, 0]  # (C, k)
+        y = xp[:, :T] * w[:, 0] if self.conv.bias is None else torch.addcmul(self.conv.bias, xp[:, :T], w[:, 0])
+        for j in range(1, k):
+            y = torch.addcmul(y, xp[:, j:j + T], w[:, j])
         return y, xp[:, xp.size(1) - (k - 1):]
 
 
@@ -94,10 +98,11 @@ class MinGRU(nn.Module):
 
     def forward(self, x, h0=None):
         # parallel: x (B, T, C), h0 (B, H) or None for zeros -> y (B, T, C), h_T (B, H)
-        k, pre_h = self.c_fc(x).chunk(2, dim=-1)
-        if linear_space(x.device.type, x.size(1)):  # the CPU's scan: a = 1 - z and b = z * h~, as step forms them
-            h = scan_linear(torch.sigmoid(-k), torch.sigmoid(k) * g(pre_h), h0)
+        kh = self.c_fc(x)
+        if linear_space(x.device.type, x.size(1)):  # the CPU's: a = 1 - z and b = z * h~ in linear space, as step
+            h = fused.mingru(kh, h0)  # forms them, gates and scan in one autograd Function (fused.py)
         else:  # the GPU's: the same in log space (Appendix B)
+            k, pre_h = kh.chunk(2, dim=-1)
             log_z = -F.softplus(-k)  # log(sigmoid(k))
             log_a = -F.softplus(k)  # log(1 - sigmoid(k))
             h = scan(log_a, log_z + log_g(pre_h), h0)  # (B, T, H), float32 even under autocast
@@ -123,13 +128,14 @@ class MinLSTM(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, h0=None):
-        f, i, pre_h = self.c_fc(x).chunk(3, dim=-1)
-        # log f' = -softplus(log i - log f) and log i' = -softplus(log f - log i), with log sigmoid(u) = -softplus(-u)
-        diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
+        kh = self.c_fc(x)
         # the carried state enters the scan as is: g() applies to candidates only, never to h_{t-1}
-        if linear_space(x.device.type, x.size(1)):  # f' = sigmoid(log f - log i), i' = 1 - f', as step forms them
-            h = scan_linear(torch.sigmoid(-diff), torch.sigmoid(diff) * g(pre_h), h0)
+        if linear_space(x.device.type, x.size(1)):  # f' and i' = 1 - f' in linear space, as step forms them,
+            h = fused.minlstm(kh, h0)  # gates and scan in one autograd Function (fused.py)
         else:
+            f, i, pre_h = kh.chunk(3, dim=-1)
+            # log f' = -softplus(log i - log f), log i' = -softplus(log f - log i), with log sigmoid(u) = -softplus(-u)
+            diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
             log_f, log_i = -F.softplus(diff), -F.softplus(-diff)
             h = scan(log_f, log_i + log_g(pre_h), h0)
         return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]

@@ -97,10 +97,10 @@ def scan_chunked_log(log_a, log_b, h0=None, chunk=16):
     return h.reshape(B, n * chunk, D)[:, :T]
 
 
-def _linear_scan(a, b, h0=None, reverse=False, consume_a=False):
+def _linear_scan(a, b, h0=None, reverse=False, consume_a=False, consume_b=False):
     """h_t = a_t * h_{t-1} + b_t in linear space with ~2*sqrt(T) sequential steps. No autograd.
     reverse=True runs time backwards from a zero state: h_t = a_t * h_{t+1} + b_t (used by the backward pass).
-    consume_a=True lets the scan overwrite a, saving a copy of the largest tensor."""
+    consume_a=True (consume_b=True) lets the scan overwrite a (b), saving a copy of a large tensor."""
     B, T, D = a.shape
     C = max(1, int(T ** 0.5))  # chunk length
     n = -(-T // C)
@@ -108,9 +108,10 @@ def _linear_scan(a, b, h0=None, reverse=False, consume_a=False):
     if pad:
         a, b = F.pad(a, (0, 0, 0, pad), value=1.0), F.pad(b, (0, 0, 0, pad))
     a = a.reshape(B, n, C, D)
-    h = b.reshape(B, n, C, D).clone()  # (B, n, C, D)
+    h = b.reshape(B, n, C, D)  # (B, n, C, D)
+    h = h if consume_b or pad else h.clone()  # padding made a copy already
     # A: how much of a chunk's incoming state survives to each step (products of a; underflow to 0 is fine)
-    A = a if consume_a else a.clone()
+    A = a if consume_a or pad else a.clone()
     steps = range(C - 2, -1, -1) if reverse else range(1, C)
     for c in steps:  # 1. all chunks side by side, each from a zero state
         prev = c + 1 if reverse else c - 1

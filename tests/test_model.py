@@ -380,3 +380,25 @@ def test_torch_compile_traces_each_mixer_without_graph_breaks(mixer):
         loss.backward()
     assert dict(counters["graph_break"]) == {}
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kernel", [1, 4])
+def test_causal_conv_is_torchs_depthwise_conv(bias, kernel):
+    # CausalConv computes the depthwise conv as k shifted multiply-adds; nn.Conv1d on the left-padded input is the
+    # same function, in values and gradients
+    from model import CausalConv
+    torch.manual_seed(0)
+    conv = CausalConv(6, kernel, bias).double()
+    x = torch.randn(3, 10, 6, dtype=torch.float64, requires_grad=True)
+    tail = torch.randn(3, kernel - 1, 6, dtype=torch.float64)
+    for t in (None, tail):
+        y, new_tail = conv(x, t)
+        xp = torch.cat([torch.zeros_like(tail) if t is None else t, x], dim=1)
+        ref = conv.conv(xp.transpose(1, 2)).transpose(1, 2)
+        torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(new_tail, xp[:, 10:])
+        params = [x, *conv.parameters()]
+        w = torch.randn_like(y)
+        for g, r in zip(torch.autograd.grad((y * w).sum(), params), torch.autograd.grad((ref * w).sum(), params)):
+            torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,135 @@
+"""
+minGRU's and minLSTM's gates and scan as one autograd Function each: the CPU's training path.
+
+model.py writes each cell in a few lines (gates, candidate, scan) and autograd differentiates them op by op. At the
+CPU recipe's shapes (T = 64) every such op is small, so the layer's time goes to the dozen elementwise kernels around
+the scan and to autograd's bookkeeping for each, more than to the scan. Here each cell takes the layer's
+pre-activations, the output of its c_fc, forms a and b directly in linear space, runs the chunked scan (scan.py) and
+writes the gradient of all its pre-activations into one tensor in its own backward, with the gates' derivatives
+worked out by hand:
+
+    minGRU:  z = sigmoid(k), a = 1 - z, b = z * g(p)                                    kh = [k, p]
+    minLSTM: i' = sigmoid(log sigmoid(i) - log sigmoid(f)) = i / (f + i), a = 1 - i', b = i' * g(p)    kh = [f, i, p]
+
+with g(p) = p + 0.5 for p >= 0 and sigmoid(p) below (Appendix B), g'(p) = 1 and sigmoid'(p) = g(p) (1 - g(p)).
+For h_t = a_t h_{t-1} + b_t, the gradient gh_t = dL/dh_t runs backwards in time (the chunked scan in reverse), and
+dL/da_t = gh_t h_{t-1}, dL/db_t = gh_t, so a gate u with a = 1 - u, b = u * g(p) gets dL/du = gh_t (g(p_t) - h_{t-1}).
+
+mingru_reference and minlstm_reference are the same cells composed from plain ops (autograd differentiates them);
+tests/test_fused.py checks the fused Functions against them in float64, values and gradients.
+"""
+import torch
+from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
+
+from scan import _linear_scan, scan_linear
+
+
+def _g(p):
+    """g(p) = p + 0.5 for p >= 0, sigmoid(p) below, as max(p, 0) + sigmoid(min(p, 0)); and sigmoid(min(p, 0)), which
+    g's derivative needs. (torch.where and other ops on bool masks run several times slower on a CPU than clamp.)"""
+    s = torch.sigmoid(p.clamp(max=0))
+    return p.clamp(min=0).add_(s), s
+
+
+def _g_prime(p, s):
+    """g'(p) from s = sigmoid(min(p, 0)): 1 for p > 0, s (1 - s) = sigmoid'(p) for p <= 0 (s = 1/2 at p = 0)."""
+    return torch.sign(p).clamp_(min=0).mul_(0.75).addcmul_(s, 1 - s)
+
+
+def _shifted(h, h0):
+    """h_{t-1} for every t: h0 (zeros when None) then h[:, :-1]."""
+    first = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1).to(h.dtype)
+    return torch.cat([first, h[:, :-1]], dim=1)
+
+
+def _reverse_scan(u, grad_h):
+    """gh_t = grad_t + a_{t+1} gh_{t+1} with a = 1 - u: dL/dh_t, everything that h_t feeds in the future."""
+    a_next = F.pad(1 - u[:, 1:], (0, 0, 0, 1))  # a_{t+1}, 0 past the end
+    return _linear_scan(a_next, grad_h.contiguous(), reverse=True, consume_a=True)
+
+
+class _MinGRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kh, h0):
+        k, p = kh.chunk(2, dim=-1)
+        z = torch.sigmoid(k)
+        gp, s = _g(p)
+        h = _linear_scan(1 - z, z * gp, h0, consume_a=True, consume_b=True)
+        ctx.save_for_backward(kh, z, gp, s, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        kh, z, gp, s, h, h0 = ctx.saved_tensors
+        gh = _reverse_scan(z, grad_h)
+        dz = (gp - _shifted(h, h0)).mul_(gh)  # dL/dz = gh (g(p) - h_{t-1})
+        dk = dz.mul_(z * (1 - z))  # sigmoid'(k) = z (1 - z)
+        dp = (gh * z).mul_(_g_prime(kh.chunk(2, dim=-1)[1], s))  # dL/db * z * g'(p)
+        grad_h0 = gh[:, 0] * (1 - z[:, 0]) if h0 is not None and ctx.needs_input_grad[1] else None
+        return torch.cat([dk, dp], dim=-1), grad_h0
+
+
+class _MinLSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kh, h0):
+        f, i, p = kh.chunk(3, dim=-1)
+        ip = torch.sigmoid(F.logsigmoid(i) - F.logsigmoid(f))  # i' = i / (f + i), never 0 / 0
+        gp, s = _g(p)
+        h = _linear_scan(1 - ip, ip * gp, h0, consume_a=True, consume_b=True)  # f' = 1 - i'
+        ctx.save_for_backward(kh, ip, gp, s, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        kh, ip, gp, s, h, h0 = ctx.saved_tensors
+        f, i, p = kh.chunk(3, dim=-1)
+        gh = _reverse_scan(ip, grad_h)
+        # dL/di' = gh (g(p) - h_{t-1}); i' = sigmoid(d) with d = log sigmoid(i) - log sigmoid(f), so
+        # dL/dd = dL/di' i' (1 - i'), and dd/di = sigmoid(-i), dd/df = -sigmoid(-f)
+        dd = (gp - _shifted(h, h0)).mul_(gh).mul_(ip * (1 - ip))
+        df = torch.sigmoid(-f).mul_(dd).neg_()
+        di = torch.sigmoid(-i).mul_(dd)
+        dp = (gh * ip).mul_(_g_prime(p, s))
+        grad_h0 = gh[:, 0] * (1 - ip[:, 0]) if h0 is not None and ctx.needs_input_grad[1] else None
+        return torch.cat([df, di, dp], dim=-1), grad_h0
+
+
+def _checked(fn, kh, h0, parts):
+    if kh.dim() != 3 or kh.size(-1) % parts:
+        raise ValueError(f"{fn} needs the layer's pre-activations (B, T, {parts}*H); got {tuple(kh.shape)}")
+    if h0 is not None and h0.shape != (kh.size(0), kh.size(-1) // parts):
+        raise ValueError(f"h0 must have shape (B, H) = {(kh.size(0), kh.size(-1) // parts)}; got {tuple(h0.shape)}")
+    dtype = torch.float64 if kh.dtype == torch.float64 else torch.float32  # float32 under autocast, as scan()
+    return kh.to(dtype).contiguous(), None if h0 is None else h0.to(dtype)
+
+
+def mingru(kh, h0=None):
+    """minGRU's h (B, T, H) from kh = c_fc(x) = [k, p] (B, T, 2H), gates and scan fused; h0 (B, H) or None."""
+    kh, h0 = _checked("mingru", kh, h0, 2)
+    with torch.autocast(device_type=kh.device.type, enabled=False):
+        return _MinGRU.apply(kh, h0)
+
+
+def minlstm(kh, h0=None):
+    """minLSTM's h (B, T, H) from kh = c_fc(x) = [f, i, p] (B, T, 3H), gates and scan fused; h0 (B, H) or None."""
+    kh, h0 = _checked("minlstm", kh, h0, 3)
+    with torch.autocast(device_type=kh.device.type, enabled=False):
+        return _MinLSTM.apply(kh, h0)
+
+
+def mingru_reference(kh, h0=None, backend="reference"):
+    """The same cell from model.py's g and plain ops, for the tests: autograd differentiates it."""
+    from model import g  # model.py imports this module
+    k, p = kh.chunk(2, dim=-1)
+    z = torch.sigmoid(k)
+    return scan_linear(1 - z, z * g(p), h0, backend=backend)
+
+
+def minlstm_reference(kh, h0=None, backend="reference"):
+    from model import g
+    f, i, p = kh.chunk(3, dim=-1)
+    ip = torch.sigmoid(F.logsigmoid(i) - F.logsigmoid(f))
+    return scan_linear(1 - ip, ip * g(p), h0, backend=backend)
