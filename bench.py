@@ -5,7 +5,7 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py train_cost [--quick]   training step time and memory vs sequence length (the paper's Figure 1)
     python bench.py generate [--quick]     ms per token and state bytes vs tokens generated so far
     python bench.py state_loss --gpt DIR --rnn DIR [DIR ...]   val loss vs state bytes, KV-cache policies vs RNNs
-    python bench.py throughput [--quick] [--recipe baby]   training tokens/s (MFU on known GPUs), compile off and on
+    python bench.py throughput [--quick] [--recipe baby] [--block_size T]   training tokens/s, compile off and on
     python bench.py time_to_loss [--quick]   whole-split val loss against training seconds, CPU recipe, each mixer
     python bench.py length --rnn DIR [DIR ...] [--gpt DIR ...] [--tokens N]   val loss by position past training length
 
@@ -40,6 +40,9 @@ def main():
         if name == "throughput":
             p.add_argument("--recipe", choices=list(RECIPES), default="cpu",
                            help="the configs whose shapes to time: cpu (block 64) or baby (block 256, 6 layers)")
+            p.add_argument("--block_size", type=int, help="time at this T instead of the configs' block_size "
+                           "(writes throughput_T<T>.json)")
+            p.add_argument("--repeats", type=int, help="interleaved rounds to time (default 50, --quick 5)")
     p = sub.add_parser("time_to_loss", help="val loss against training seconds, each mixer's CPU recipe")
     p.add_argument("--quick", action="store_true", help="200 iterations instead of 2000, for a smoke run")
     p.set_defaults(fn=bench_time_to_loss)

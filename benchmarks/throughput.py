@@ -1,12 +1,19 @@
 """bench.py throughput: training tokens/s of each mixer at a recipe's shapes, compile (and on CUDA bf16) off and on."""
-import torch
+import statistics
 
-from benchmarks.common import median_time, print_table, save
+import torch
+from tqdm import tqdm
+
+from benchmarks.common import print_table, save
 
 RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespeare_char_{}.py"}
 
 
 def bench_throughput(args):
+    """Every (mixer, setting) built first, then timed in rounds, one step of each per round: the machine's drift
+    during the run falls on all of them alike, so the ratios between them hold even where the ms do not."""
+    import time
+
     import scan as scan_module
     import train
     from configurator import parse_config
@@ -16,16 +23,16 @@ def bench_throughput(args):
     # baby configs' dtype=auto), and for the RNNs compiled bf16 on the log scan too
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
-    rows, results, original = [], [], scan_module.DEFAULT_BACKEND
+    original = scan_module.DEFAULT_BACKEND
+    entries = []  # (row, step function, backend to set while it runs)
     for mixer in ("gpt", "mingru", "minlstm", "mamba"):
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
-        cfg = GPTConfig(**{k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}, vocab_size=65)
-        B, T = c.batch_size, c.block_size
-        scan_module.DEFAULT_BACKEND = original
+        B, T = c.batch_size, args.block_size or c.block_size
+        model_keys = {k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}
+        cfg = GPTConfig(**{**model_keys, "block_size": T}, vocab_size=65)
         default = scan_module.default_backend(device, T)
         extra = [(True, "bfloat16", "log")] if device == "cuda" and mixer != "gpt" and default != "log" else []
         for compiled, dtype, backend in variants + extra:
-            scan_module.DEFAULT_BACKEND = backend or original
             torch.manual_seed(0)
             raw = GPT(cfg).to(device)
             model = torch.compile(raw) if compiled else raw
@@ -39,26 +46,48 @@ def bench_throughput(args):
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+            row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype,
+                   "scan": "" if mixer == "gpt" else backend or default, "B": B, "T": T, "raw": raw}
+            scan_module.DEFAULT_BACKEND = backend or original
             try:
-                seconds = median_time(step, repeats=5 if args.quick else 50, warmup=5)
+                for _ in range(3 if args.quick else 5):  # warm-up, and compilation
+                    step()
+                entries.append((row, step, backend or original))
             except Exception as e:  # torch.compile needs a working compiler toolchain; report, don't crash
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
-                continue
-            tok_s = B * T / seconds
-            mfu = raw.estimate_mfu(B, seconds)
-            backend = "" if mixer == "gpt" else backend or default
-            results.append({"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": backend,
-                            "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
-                            "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
-            rows.append([cfg.mixer, compiled, dtype, backend, f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
-                         f"{raw.flops_per_token() * tok_s / 1e9:.1f}", "n/a" if mfu is None else f"{mfu:.1%}"])
-    print(f"training step (forward, backward, AdamW) on {device}, the {args.recipe} configs' shapes "
-          f"({RECIPES[args.recipe].format('*')}); MFU only where the peak FLOP/s is known")
+            scan_module.DEFAULT_BACKEND = original
+    repeats = args.repeats or (5 if args.quick else 50)
+    times = [[] for _ in entries]
+    for _ in tqdm(range(repeats), desc="rounds", disable=None):
+        for (_, step, backend), ts in zip(entries, times):
+            scan_module.DEFAULT_BACKEND = backend
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            ts.append(time.perf_counter() - t0)
     scan_module.DEFAULT_BACKEND = original
+    rows, results = [], []
+    for (row, _, _), ts in zip(entries, times):
+        raw, seconds = row.pop("raw"), statistics.median(ts)
+        tok_s = row["B"] * row["T"] / seconds
+        mfu = raw.estimate_mfu(row["B"], seconds)
+        results.append({**row, "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
+                        "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
+        rows.append([row["mixer"], row["compile"], row["dtype"], row["scan"], f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
+                     f"{raw.flops_per_token() * tok_s / 1e9:.1f}", "n/a" if mfu is None else f"{mfu:.1%}"])
+    T = results[0]["T"] if results else None
+    print(f"training step (forward, backward, AdamW) on {device}, the {args.recipe} configs' shapes "
+          f"({RECIPES[args.recipe].format('*')}) at T={T}, {repeats} interleaved rounds; MFU only where the peak "
+          f"FLOP/s is known")
     print_table(["mixer", "compile", "dtype", "scan", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
     best = {m: min(r["ms_per_iter"] for r in results if r["mixer"] == m) for m in {r["mixer"] for r in results}}
     if "attn" in best:
         print("each mixer at its fastest setting, ms/iter against the GPT's: " +
               ", ".join(f"{m} {best[m] / best['attn']:.2f}x" for m in ("mingru", "minlstm", "mamba") if m in best))
-    name = "throughput" if args.recipe == "cpu" else f"throughput_{args.recipe}"
-    save(name, {"device": device, "recipe": args.recipe, "rows": results})
+    name = "throughput" + ("" if args.recipe == "cpu" else f"_{args.recipe}") + \
+        (f"_T{args.block_size}" if args.block_size else "")
+    save(name, {"device": device, "recipe": args.recipe, "block_size": T, "repeats": repeats, "interleaved": True,
+                "rows": results})
