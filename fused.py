@@ -34,13 +34,17 @@ def _g(p):
 
 def _g_prime(p, s):
     """g'(p) from s = sigmoid(min(p, 0)): 1 for p > 0, s (1 - s) = sigmoid'(p) for p <= 0 (s = 1/2 at p = 0)."""
-    return torch.sign(p).clamp_(min=0).mul_(0.75).addcmul_(s, 1 - s)
+    return torch.addcmul(s, s, s, value=-1).add_(torch.sign(p).clamp_(min=0), alpha=0.75)
 
 
-def _shifted(h, h0):
-    """h_{t-1} for every t: h0 (zeros when None) then h[:, :-1]."""
-    first = torch.zeros_like(h[:, :1]) if h0 is None else h0.unsqueeze(1).to(h.dtype)
-    return torch.cat([first, h[:, :-1]], dim=1)
+def _gate_grad(u, gp, h, h0, gh):
+    """dL/dx for the gate u = sigmoid(x) of a = 1 - u, b = u g(p): dL/du = gh_t (g(p_t) - h_{t-1}), times u (1 - u).
+    Each line is one pass over (B, T, H): at the CPU recipe's sizes these ops are bound by memory traffic."""
+    d = gp * gh
+    d[:, 1:].addcmul_(h[:, :-1], gh[:, 1:], value=-1)
+    if h0 is not None:
+        d[:, 0].addcmul_(h0, gh[:, 0], value=-1)
+    return d.mul_(torch.addcmul(u, u, u, value=-1))
 
 
 def _reverse_scan(u, grad_h):
@@ -64,8 +68,7 @@ class _MinGRU(torch.autograd.Function):
     def backward(ctx, grad_h):
         kh, z, gp, s, h, h0 = ctx.saved_tensors
         gh = _reverse_scan(z, grad_h)
-        dz = (gp - _shifted(h, h0)).mul_(gh)  # dL/dz = gh (g(p) - h_{t-1})
-        dk = dz.mul_(z * (1 - z))  # sigmoid'(k) = z (1 - z)
+        dk = _gate_grad(z, gp, h, h0, gh)
         dp = (gh * z).mul_(_g_prime(kh.chunk(2, dim=-1)[1], s))  # dL/db * z * g'(p)
         grad_h0 = gh[:, 0] * (1 - z[:, 0]) if h0 is not None and ctx.needs_input_grad[1] else None
         return torch.cat([dk, dp], dim=-1), grad_h0
@@ -87,10 +90,9 @@ class _MinLSTM(torch.autograd.Function):
         kh, ip, gp, s, h, h0 = ctx.saved_tensors
         f, i, p = kh.chunk(3, dim=-1)
         gh = _reverse_scan(ip, grad_h)
-        # dL/di' = gh (g(p) - h_{t-1}); i' = sigmoid(d) with d = log sigmoid(i) - log sigmoid(f), so
-        # dL/dd = dL/di' i' (1 - i'), and dd/di = sigmoid(-i), dd/df = -sigmoid(-f)
-        dd = (gp - _shifted(h, h0)).mul_(gh).mul_(ip * (1 - ip))
-        df = torch.sigmoid(-f).mul_(dd).neg_()
+        # i' = sigmoid(d) with d = log sigmoid(i) - log sigmoid(f), so dd/di = sigmoid(-i), dd/df = -sigmoid(-f)
+        dd = _gate_grad(ip, gp, h, h0, gh)
+        df = torch.sigmoid(f).sub_(1).mul_(dd)
         di = torch.sigmoid(-i).mul_(dd)
         dp = (gh * ip).mul_(_g_prime(p, s))
         grad_h0 = gh[:, 0] * (1 - ip[:, 0]) if h0 is not None and ctx.needs_input_grad[1] else None
