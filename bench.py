@@ -43,6 +43,8 @@ def main():
             p.add_argument("--block_size", type=int, help="time at this T instead of the configs' block_size "
                            "(writes throughput_T<T>.json)")
             p.add_argument("--repeats", type=int, help="interleaved rounds to time (default 50, --quick 5)")
+            p.add_argument("--mixers", nargs="+", choices=["gpt", "mingru", "minlstm", "mamba"],
+                           default=["gpt", "mingru", "minlstm", "mamba"], help="the configs to time")
     p = sub.add_parser("time_to_loss", help="val loss against training seconds, each mixer's CPU recipe")
     p.add_argument("--quick", action="store_true", help="200 iterations instead of 2000, for a smoke run")
     p.set_defaults(fn=bench_time_to_loss)

@@ -4,7 +4,7 @@ A language model whose token mixer is causal self-attention (the GPT baseline), 
 minGRU and minLSTM come from "Were RNNs All We Needed?" (Feng et al. 2024, arXiv 2410.01201), Mamba from Gu & Dao
 2023 (arXiv 2312.00752), the paper's fourth model. Their gates depend only on the input, so the recurrence
 h_t = a_t * h_{t-1} + b_t is linear in h and the whole sequence is computed at once by a parallel scan (scan.py).
-Everything else is nanoGPT: pre-norm blocks, a GELU MLP, tied embeddings.
+Everything else is nanoGPT: pre-norm blocks, a GELU MLP, tied embeddings (by default).
 
 Two modes, always chosen explicitly:
 - parallel: forward(idx, targets) for training and evaluation; prefill(idx, state) to process a prompt and
@@ -338,6 +338,7 @@ class GPTConfig:
     mlp_ratio: float = 4.0  # MLP hidden width = mlp_ratio * n_embd (GPT-2: 4)
     norm: str = "layernorm"  # "layernorm" (GPT-2) | "rmsnorm" (no mean, no bias)
     init: str = "gpt2"  # weight init, see GPT.init_weights: "gpt2" | "torch" | "mamba"
+    tie_embeddings: bool = True  # the token embedding is lm_head's weight (nanoGPT); False: two matrices
 
     def __post_init__(self):
         for key, valid in (("mixer", MIXERS), ("norm", NORMS), ("init", INITS)):
@@ -381,7 +382,8 @@ class GPT(nn.Module):
             # learned absolute positions; the RNNs need none, which is what lets them run past block_size
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as nanoGPT
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying, as nanoGPT
         self.init_weights()
         print(f"number of parameters: {self.get_num_params() / 1e6:.2f}M")
 
@@ -391,7 +393,8 @@ class GPT(nn.Module):
         +-1/sqrt(fan_in)) and every bias from zero; then
         - "gpt2" (nanoGPT): every Linear and the embedding ~ N(0, 0.02), the residual projections (c_proj) scaled
           by 1/sqrt(2 * n_layer), as GPT-2;
-        - "torch": PyTorch's defaults as they are (the tied embedding is lm_head's), as lucidrains/minGRU-pytorch;
+        - "torch": PyTorch's defaults as they are, as lucidrains/minGRU-pytorch (a tied embedding is lm_head's, an
+          untied one nn.Embedding's N(0, 1));
         - "mamba": as mamba_ssm: the embedding ~ N(0, 0.02) and the residual projections' default init scaled by
           1/sqrt(2 * n_layer); the other Linears keep the default.
         For the gates, the scale matters: at 0.02 every gate pre-activation starts near 0, so every unit starts

@@ -261,6 +261,8 @@ def train(c):
         resume_path = max(found, key=lambda p: found[p]["iter_num"])  # the later state; ckpt.pt on a tie
         ckpt = found.pop(resume_path)
         del found
+        # keys added after a checkpoint was written take their defaults, which is what that model was
+        ckpt["model_args"] = {**{f.name: f.default for f in dataclasses.fields(GPTConfig)}, **ckpt["model_args"]}
         if ckpt["model_args"] != model_args:
             diff = {k: (ckpt["model_args"].get(k), v) for k, v in model_args.items() if ckpt["model_args"].get(k) != v}
             raise ConfigError(f"{resume_path} was trained with a different model config: " + ", ".join(

@@ -25,7 +25,7 @@ def bench_throughput(args):
         else [(False, "float32", None), (True, "float32", None)]
     original = scan_module.DEFAULT_BACKEND
     entries = []  # (row, step function, backend to set while it runs)
-    for mixer in ("gpt", "mingru", "minlstm", "mamba"):
+    for mixer in args.mixers:
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
         B, T = c.batch_size, args.block_size or c.block_size
         model_keys = {k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}

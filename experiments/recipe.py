@@ -75,6 +75,9 @@ RNN_CELLS = {
     "adopted_seq_warmup": ("adopted +", {**ADOPTED, "seq_warmup_iters": 500, "seq_warmup_start": 16}),
     # depth at equal parameters: 6 layers of width 104 (0.797M) instead of 4 of 128 (0.805M)
     "adopted_deep": ("adopted +", {**ADOPTED, "n_layer": 6, "n_embd": 104}),
+    # an output matrix of its own (+8,320 parameters, 1%), the embedding then nn.Embedding's N(0, 1), as
+    # lucidrains' minLM
+    "adopted_untied": ("adopted +", {**ADOPTED, "tie_embeddings": False}),
 }
 GPT_CELLS = {
     "base": ("base", {}),

@@ -8,7 +8,8 @@ from model import GPT, INITS, MIXERS, GPTConfig, sample_logits, state_nbytes
 VOCAB, BLOCK = 11, 24
 # the recipe options (model.py's norm, init, bias, mlp_ratio) change what the parallel and step paths compute
 # alike, so every mixer is checked with the defaults and with each non-default option
-RECIPES = {"default": {}, "rms-torch-nobias": {"norm": "rmsnorm", "init": "torch", "bias": False, "mlp_ratio": 2.5},
+RECIPES = {"default": {}, "rms-torch-nobias": {"norm": "rmsnorm", "init": "torch", "bias": False, "mlp_ratio": 2.5,
+                                               "tie_embeddings": False},
            "mamba": {"init": "mamba"}}
 CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
 RECIPE_CASES = [(mixer, conv, recipe) for mixer, conv in CASES for recipe in RECIPES]
@@ -402,3 +403,15 @@ def test_causal_conv_is_torchs_depthwise_conv(bias, kernel):
         w = torch.randn_like(y)
         for g, r in zip(torch.autograd.grad((y * w).sum(), params), torch.autograd.grad((ref * w).sum(), params)):
             torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_untied_embeddings_are_a_second_matrix(init):
+    tied, untied = tiny("mingru", init=init), tiny("mingru", init=init, tie_embeddings=False)
+    assert tied.transformer.wte.weight is tied.lm_head.weight
+    assert untied.transformer.wte.weight is not untied.lm_head.weight
+    assert sum(p.numel() for p in untied.parameters()) == sum(p.numel() for p in tied.parameters()) + VOCAB * 16
+    idx = tokens(2, 8)
+    _, loss = untied(idx, idx)
+    loss.backward()
+    assert untied.transformer.wte.weight.grad.abs().sum() > 0 and untied.lm_head.weight.grad.abs().sum() > 0

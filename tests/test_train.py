@@ -86,6 +86,19 @@ def test_resume_with_another_model_config_is_refused(tmp_path, char_dataset, cap
     assert "different model config" in capsys.readouterr().err
 
 
+def test_resume_from_a_checkpoint_older_than_a_model_key(tmp_path, char_dataset):
+    # a checkpoint written before tie_embeddings existed lacks it; it was a tied model, the key's default
+    run_train(tmp_path, "--max_iters=2", "--eval_interval=2")
+    path = os.path.join(tmp_path, "ckpt.pt")
+    ckpt = load_checkpoint(path)
+    del ckpt["model_args"]["tie_embeddings"]
+    save_checkpoint(path, ckpt)
+    run_train(tmp_path, "--max_iters=4", "--eval_interval=2", "--init_from=resume")
+    assert load_checkpoint(path)["iter_num"] == 4
+    with pytest.raises(SystemExit):  # and an untied run does not resume from it
+        run_train(tmp_path, "--max_iters=6", "--init_from=resume", "--tie_embeddings=False")
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, char_dataset, capsys):
     run_train(tmp_path, "--max_iters=4", "--eval_interval=4")
     path = os.path.join(tmp_path, "ckpt.pt")
