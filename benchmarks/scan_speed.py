@@ -1,4 +1,6 @@
 """bench.py scan: forward+backward time of every scan backend, and its float32 error against the float64 loop."""
+from functools import partial
+
 import torch
 from torch.nn import functional as F
 
@@ -56,4 +58,29 @@ def bench_scan(args):
     long_inputs = scan_inputs(1, T_long, 8, dtype=torch.float64, seed=2)
     precision = {b: max_rel_error(b, *long_inputs, device=device) for b in backends}
     print_table(["backend", "max rel err"], [[b, f"{e:.1e}"] for b, e in precision.items()])
-    save("scan", {"device": device, "B": B, "D": D, "rows": results, "precision_T": T_long, "precision": precision})
+    cells = bench_cells(args) if device == "cpu" else []
+    save("scan", {"device": device, "B": B, "D": D, "rows": results, "precision_T": T_long, "precision": precision,
+                  "cells": cells})
+
+
+def bench_cells(args):
+    """The CPU's fused cells (fused.py) against the same cells from plain ops through the chunked scan, which
+    autograd differentiates op by op: forward + backward of one layer's gates and scan, at the CPU configs' widths
+    (minGRU 171, minLSTM 128), batch 12."""
+    import fused
+    rows, results = [], []
+    for T in ([64] if args.quick else [64, 1024]):
+        for name, parts, H in (("mingru", 2, 171), ("minlstm", 3, 128)):
+            kh = torch.randn(12, T, parts * H, generator=torch.Generator().manual_seed(0), requires_grad=True)
+            times, reference = {}, getattr(fused, f"{name}_reference")
+            for form, fn in (("fused", getattr(fused, name)), ("plain ops", partial(reference, backend="chunked"))):
+                def run(fn=fn, kh=kh):
+                    torch.autograd.grad(fn(kh).sum(), kh)
+                times[form] = median_time(run, repeats=5 if args.quick else 50, warmup=5)
+            ratio = times["plain ops"] / times["fused"]
+            rows.append([name, T, f"{times['fused'] * 1e3:.2f}", f"{times['plain ops'] * 1e3:.2f}", f"{ratio:.2f}x"])
+            results.append({"cell": name, "T": T, "H": H, "fused_ms": times["fused"] * 1e3,
+                            "plain_ops_ms": times["plain ops"] * 1e3, "speedup": ratio})
+    print("\nthe CPU's cells, gates and scan forward+backward, B=12, float32: fused.py against plain ops")
+    print_table(["cell", "T", "fused ms", "plain ops ms", "speed-up"], rows)
+    return results
