@@ -78,22 +78,25 @@ class _MinLSTM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, kh, h0):
         f, i, p = kh.chunk(3, dim=-1)
-        ip = torch.sigmoid(F.logsigmoid(i) - F.logsigmoid(f))  # i' = i / (f + i), never 0 / 0
+        # F.logsigmoid's aten op, which also returns what its backward needs (on a CPU, exp(-|x|))
+        log_f, buf_f = torch.ops.aten.log_sigmoid_forward(f)
+        log_i, buf_i = torch.ops.aten.log_sigmoid_forward(i)
+        ip = torch.sigmoid(log_i - log_f)  # i' = i / (f + i), never 0 / 0
         gp, s = _g(p)
         h = _linear_scan(1 - ip, ip * gp, h0, consume_a=True, consume_b=True)  # f' = 1 - i'
-        ctx.save_for_backward(kh, ip, gp, s, h, h0)
+        ctx.save_for_backward(kh, buf_f, buf_i, ip, gp, s, h, h0)
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h):
-        kh, ip, gp, s, h, h0 = ctx.saved_tensors
+        kh, buf_f, buf_i, ip, gp, s, h, h0 = ctx.saved_tensors
         f, i, p = kh.chunk(3, dim=-1)
         gh = _reverse_scan(ip, grad_h)
         # i' = sigmoid(d) with d = log sigmoid(i) - log sigmoid(f), so dd/di = sigmoid(-i), dd/df = -sigmoid(-f)
         dd = _gate_grad(ip, gp, h, h0, gh)
-        df = torch.sigmoid(f).sub_(1).mul_(dd)
-        di = torch.sigmoid(-i).mul_(dd)
+        di = torch.ops.aten.log_sigmoid_backward(dd, i, buf_i)  # dd * sigmoid(-i)
+        df = torch.ops.aten.log_sigmoid_backward(dd, f, buf_f).neg_()
         dp = (gh * ip).mul_(_g_prime(p, s))
         grad_h0 = gh[:, 0] * (1 - ip[:, 0]) if h0 is not None and ctx.needs_input_grad[1] else None
         return torch.cat([df, di, dp], dim=-1), grad_h0
