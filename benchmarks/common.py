@@ -6,6 +6,7 @@ import statistics
 import time
 
 import torch
+from tqdm import tqdm
 
 OUT_DIR = "bench_out"
 
@@ -24,6 +25,25 @@ def median_time(fn, repeats=5, warmup=1):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def interleaved_medians(fns, repeats=5, warmup=2):
+    """{name: median seconds} of each fn in fns ({name: fn}), timed in rounds, one call of each per round, so that
+    the machine's drift during the run falls on all of them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in tqdm(range(repeats), desc="rounds", disable=None, leave=False):
+        for name, fn in fns.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def machine():

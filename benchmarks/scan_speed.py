@@ -4,7 +4,7 @@ from functools import partial
 import torch
 from torch.nn import functional as F
 
-from benchmarks.common import median_time, print_table, save
+from benchmarks.common import interleaved_medians, print_table, save
 
 
 def scan_inputs(B, T, D, device="cpu", dtype=torch.float32, seed=0):
@@ -40,12 +40,13 @@ def bench_scan(args):
         log_a.requires_grad_()
         log_b.requires_grad_()
         small = scan_inputs(2, T, 16, dtype=torch.float64, seed=1)
-        times = {}
+        runs = {}
         for backend in backends:
             def run(backend=backend, log_a=log_a, log_b=log_b):
                 h = scan(log_a, log_b, backend=backend)
                 torch.autograd.grad(h.sum(), (log_a, log_b))
-            times[backend] = median_time(run, repeats=3 if args.quick else 5)
+            runs[backend] = run
+        times = interleaved_medians(runs, repeats=3 if args.quick else 7)
         for backend in backends:
             err = max_rel_error(backend, *small, device=device)
             ratio = times["log"] / times[backend]
@@ -72,11 +73,12 @@ def bench_cells(args):
     for T in ([64] if args.quick else [64, 1024]):
         for name, parts, H in (("mingru", 2, 171), ("minlstm", 3, 128)):
             kh = torch.randn(12, T, parts * H, generator=torch.Generator().manual_seed(0), requires_grad=True)
-            times, reference = {}, getattr(fused, f"{name}_reference")
+            runs, reference = {}, getattr(fused, f"{name}_reference")
             for form, fn in (("fused", getattr(fused, name)), ("plain ops", partial(reference, backend="chunked"))):
                 def run(fn=fn, kh=kh):
                     torch.autograd.grad(fn(kh).sum(), kh)
-                times[form] = median_time(run, repeats=5 if args.quick else 50, warmup=5)
+                runs[form] = run
+            times = interleaved_medians(runs, repeats=5 if args.quick else 50)
             ratio = times["plain ops"] / times["fused"]
             rows.append([name, T, f"{times['fused'] * 1e3:.2f}", f"{times['plain ops'] * 1e3:.2f}", f"{ratio:.2f}x"])
             results.append({"cell": name, "T": T, "H": H, "fused_ms": times["fused"] * 1e3,

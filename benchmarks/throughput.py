@@ -1,10 +1,7 @@
 """bench.py throughput: training tokens/s of each mixer at a recipe's shapes, compile (and on CUDA bf16) off and on."""
-import statistics
-
 import torch
-from tqdm import tqdm
 
-from benchmarks.common import print_table, save
+from benchmarks.common import interleaved_medians, print_table, save
 
 RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespeare_char_{}.py"}
 
@@ -12,8 +9,6 @@ RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespea
 def bench_throughput(args):
     """Every (mixer, setting) built first, then timed in rounds, one step of each per round: the machine's drift
     during the run falls on all of them alike, so the ratios between them hold even where the ms do not."""
-    import time
-
     import scan as scan_module
     import train
     from configurator import parse_config
@@ -57,21 +52,18 @@ def bench_throughput(args):
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
             scan_module.DEFAULT_BACKEND = original
     repeats = args.repeats or (5 if args.quick else 50)
-    times = [[] for _ in entries]
-    for _ in tqdm(range(repeats), desc="rounds", disable=None):
-        for (_, step, backend), ts in zip(entries, times):
+
+    def with_backend(step, backend):
+        def run():
             scan_module.DEFAULT_BACKEND = backend
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
             step()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            ts.append(time.perf_counter() - t0)
+        return run
+    medians = interleaved_medians({i: with_backend(step, backend) for i, (_, step, backend) in enumerate(entries)},
+                                  repeats=repeats, warmup=0)  # warmed up (and compiled) above
     scan_module.DEFAULT_BACKEND = original
     rows, results = [], []
-    for (row, _, _), ts in zip(entries, times):
-        raw, seconds = row.pop("raw"), statistics.median(ts)
+    for i, (row, _, _) in enumerate(entries):
+        raw, seconds = row.pop("raw"), medians[i]
         tok_s = row["B"] * row["T"] / seconds
         mfu = raw.estimate_mfu(row["B"], seconds)
         results.append({**row, "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
