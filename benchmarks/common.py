@@ -13,28 +13,17 @@ OUT_DIR = "bench_out"
 
 def median_time(fn, repeats=5, warmup=1):
     """Median wall time of fn() in seconds, synchronising CUDA around each call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return interleaved_medians({"fn": fn}, repeats, warmup)["fn"]
 
 
 def interleaved_medians(fns, repeats=5, warmup=2):
     """{name: median seconds} of each fn in fns ({name: fn}), timed in rounds, one call of each per round, so that
-    the machine's drift during the run falls on all of them alike."""
+    the machine's drift during the run falls on all of them alike; CUDA is synchronised around each call."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in fns}
-    for _ in tqdm(range(repeats), desc="rounds", disable=None, leave=False):
+    for _ in tqdm(range(repeats), desc="rounds", disable=None if len(fns) > 1 else True, leave=False):
         for name, fn in fns.items():
             if torch.cuda.is_available():
                 torch.cuda.synchronize()

@@ -86,6 +86,8 @@ GPT_CELLS = {
     "lr_2e-3": ("learning rate", {"learning_rate": 2e-3}),
     "lr_3e-3": ("learning rate", {"learning_rate": 3e-3}),
     "lr_5e-3": ("learning rate", {"learning_rate": 5e-3}),
+    # the RNNs' untied cell, on the GPT's adopted recipe (its lm_head then N(0, 0.02) as every Linear under gpt2 init)
+    "lr_3e-3_untied": ("embeddings", {"learning_rate": 3e-3, "tie_embeddings": False}),
 }
 
 # the optimiser keys a cell leaves out came from the config file: these values, when every such cell ran
