@@ -17,6 +17,7 @@ n_embd = 384
 dropout = 0.2
 mixer = "minlstm"
 init = "torch"  # the CPU recipe's winner (README, "The recipe")
+tie_embeddings = False  # the CPU recipe's winner (README, "The recipe"), not measured at this size
 conv = 4
 expansion = 1.0  # matches the GPT's 12*C^2 per block: 4*alpha*C^2 (two gates, candidate, out) + 8*C^2 (MLP)
 

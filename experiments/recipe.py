@@ -90,8 +90,8 @@ GPT_CELLS = {
     "lr_3e-3_untied": ("embeddings", {"learning_rate": 3e-3, "tie_embeddings": False}),
 }
 
-# the optimiser keys a cell leaves out came from the config file: these values, when every such cell ran
-IMPLIED = {"weight_decay": 0.1, "beta2": 0.99, "min_lr": 1e-4, "warmup_iters": 100}
+# the optimiser and embedding keys a cell leaves out came from the config file: these values, when every such cell ran
+IMPLIED = {"weight_decay": 0.1, "beta2": 0.99, "min_lr": 1e-4, "warmup_iters": 100, "tie_embeddings": True}
 
 
 def cells(mixer):
