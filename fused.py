@@ -11,7 +11,7 @@ worked out by hand:
     minGRU:  z = sigmoid(k), a = 1 - z, b = z * g(p)                                    kh = [k, p]
     minLSTM: i' = sigmoid(log sigmoid(i) - log sigmoid(f)) = i / (f + i), a = 1 - i', b = i' * g(p)    kh = [f, i, p]
 
-with g(p) = p + 0.5 for p >= 0 and sigmoid(p) below (Appendix B), g'(p) = 1 and sigmoid'(p) = g(p) (1 - g(p)).
+with g(p) = p + 0.5 for p >= 0 and sigmoid(p) below (Appendix B): g'(p) = 1 above 0, g(p) (1 - g(p)) below.
 For h_t = a_t h_{t-1} + b_t, the gradient gh_t = dL/dh_t runs backwards in time (the chunked scan in reverse), and
 dL/da_t = gh_t h_{t-1}, dL/db_t = gh_t, so a gate u with a = 1 - u, b = u * g(p) gets dL/du = gh_t (g(p_t) - h_{t-1}).
 
