@@ -19,7 +19,7 @@ def bench_throughput(args):
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
     original = scan_module.DEFAULT_BACKEND
-    entries = []  # (row, step function, backend to set while it runs)
+    entries = []  # (row, model, step function)
     for mixer in args.mixers:
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
         B, T = c.batch_size, args.block_size or c.block_size
@@ -35,35 +35,28 @@ def bench_throughput(args):
             x = torch.randint(0, 65, (B, T), device=device)
             autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
-            def step(model=model, opt=opt, x=x, autocast=autocast):
+            def step(model=model, opt=opt, x=x, autocast=autocast, backend=backend or original):
+                scan_module.DEFAULT_BACKEND = backend  # the setting's scan, while it runs
                 with autocast:
                     _, loss = model(x, x)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype,
-                   "scan": "" if mixer == "gpt" else backend or default, "B": B, "T": T, "raw": raw}
-            scan_module.DEFAULT_BACKEND = backend or original
+                   "scan": "" if mixer == "gpt" else backend or default, "B": B, "T": T}
             try:
                 for _ in range(3 if args.quick else 5):  # warm-up, and compilation
                     step()
-                entries.append((row, step, backend or original))
+                entries.append((row, raw, step))
             except Exception as e:  # torch.compile needs a working compiler toolchain; report, don't crash
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
-            scan_module.DEFAULT_BACKEND = original
     repeats = args.repeats or (5 if args.quick else 50)
-
-    def with_backend(step, backend):
-        def run():
-            scan_module.DEFAULT_BACKEND = backend
-            step()
-        return run
-    medians = interleaved_medians({i: with_backend(step, backend) for i, (_, step, backend) in enumerate(entries)},
-                                  repeats=repeats, warmup=0)  # warmed up (and compiled) above
+    medians = interleaved_medians({i: step for i, (_, _, step) in enumerate(entries)}, repeats=repeats,
+                                  warmup=0)  # warmed up (and compiled) above
     scan_module.DEFAULT_BACKEND = original
     rows, results = [], []
-    for i, (row, _, _) in enumerate(entries):
-        raw, seconds = row.pop("raw"), medians[i]
+    for i, (row, raw, _) in enumerate(entries):
+        seconds = medians[i]
         tok_s = row["B"] * row["T"] / seconds
         mfu = raw.estimate_mfu(row["B"], seconds)
         results.append({**row, "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
