@@ -9,16 +9,18 @@ RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespea
 def bench_throughput(args):
     """Every (mixer, setting) built first, then timed in rounds, one step of each per round: the machine's drift
     during the run falls on all of them alike, so the ratios between them hold even where the ms do not."""
+    import fused
     import scan as scan_module
     import train
     from configurator import parse_config
     from model import GPT, GPTConfig
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     # (compile, dtype, scan backend or None for the default): on CUDA eager float32, eager bf16 and compiled bf16 (the
-    # baby configs' dtype=auto), and for the RNNs compiled bf16 on the log scan too
+    # baby configs' dtype=auto), and for the RNNs compiled bf16 on the log scan too; on the CPU eager and compiled, and
+    # for minGRU/minLSTM eager with FUSED_C=0 too (scan "ops": their PyTorch-op cells instead of fused.c's kernels)
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
-    original = scan_module.DEFAULT_BACKEND
+    original, original_c = scan_module.DEFAULT_BACKEND, fused.USE_C
     entries = []  # (row, model, step function)
     for mixer in args.mixers:
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
@@ -27,6 +29,7 @@ def bench_throughput(args):
         cfg = GPTConfig(**{**model_keys, "block_size": T}, vocab_size=65)
         default = scan_module.default_backend(device, T)
         extra = [(True, "bfloat16", "log")] if device == "cuda" and mixer != "gpt" and default != "log" else []
+        extra += [(False, "float32", "ops")] if device == "cpu" and mixer in ("mingru", "minlstm") else []
         for compiled, dtype, backend in variants + extra:
             torch.manual_seed(0)
             raw = GPT(cfg).to(device)
@@ -36,14 +39,19 @@ def bench_throughput(args):
             autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
             def step(model=model, opt=opt, x=x, autocast=autocast, backend=backend or original):
-                scan_module.DEFAULT_BACKEND = backend  # the setting's scan, while it runs
+                # the setting's scan and cells, while it runs
+                scan_module.DEFAULT_BACKEND, fused.USE_C = (original, False) if backend == "ops" else \
+                    (backend, original_c)
                 with autocast:
                     _, loss = model(x, x)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-            row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype,
-                   "scan": "" if mixer == "gpt" else backend or default, "B": B, "T": T}
+            c_cells = device == "cpu" and not compiled and mixer in ("mingru", "minlstm") and backend != "ops" \
+                and original_c and fused.c_kernels(x.float())
+            scan = "" if mixer == "gpt" else "fused.c" if c_cells else "chunked, FUSED_C=0" if backend == "ops" \
+                else backend or default
+            row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": scan, "B": B, "T": T}
             try:
                 for _ in range(3 if args.quick else 5):  # warm-up, and compilation
                     step()
@@ -53,7 +61,7 @@ def bench_throughput(args):
     repeats = args.repeats or (5 if args.quick else 50)
     medians = interleaved_medians({i: step for i, (_, _, step) in enumerate(entries)}, repeats=repeats,
                                   warmup=0)  # warmed up (and compiled) above
-    scan_module.DEFAULT_BACKEND = original
+    scan_module.DEFAULT_BACKEND, fused.USE_C = original, original_c
     rows, results = [], []
     for i, (row, raw, _) in enumerate(entries):
         seconds = medians[i]
