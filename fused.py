@@ -17,117 +17,23 @@ For h_t = a_t h_{t-1} + b_t, the gradient gh_t = dL/dh_t runs backwards in time 
 dL/da_t = gh_t h_{t-1}, dL/db_t = gh_t, so a gate u with a = 1 - u, b = u * g(p) gets dL/du = gh_t (g(p_t) - h_{t-1}).
 
 Each cell comes in two forms, the same equations:
-- the C kernels (fused.c, loaded through ctypes): one pass over memory each way, row by row in time, vectorised over
-  channels and spread over the batch on PyTorch's threads; also the causal conv (causal_conv). The default on a CPU
-  for float32 and float64. fused.c is compiled on first use with the system's C compiler into a per-user cache
-  (~/.cache/minrnn, or FUSED_CACHE); without a working compiler a warning says so and the next form runs.
+- the C kernels (kernels.c, built and loaded by kernels.py): one pass over memory each way, row by row in time,
+  vectorised over channels and spread over the batch on PyTorch's threads; also the causal conv (causal_conv). The
+  default on a CPU for float32 and float64; where kernels.c cannot be built, a warning says so and the next form runs.
 - PyTorch ops in one autograd Function (_MinGRU, _MinLSTM): the chunked scan (scan.py) with the gates around it.
-  Used where the C kernels are not: FUSED_C=0, other dtypes or devices, and under torch.compile (which fuses the ops
+  Used where the C kernels are not: C_KERNELS=0, other dtypes or devices, and under torch.compile (which fuses the ops
   itself).
 
 mingru_reference and minlstm_reference are the same cells composed from plain ops (autograd differentiates them);
 tests/test_fused.py checks both forms against them in float64, values and gradients.
 """
-import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
-
 import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+import kernels
+from kernels import ptr
 from scan import _linear_scan, scan_linear
-
-# The C kernels (fused.c): the cells and the causal conv in one loop each way, built with the system's C compiler on
-# first use. FUSED_C=0 turns them off, and so does a machine without a working C compiler (with a warning): the
-# PyTorch-op Functions further down then run, the same equations.
-USE_C = os.environ.get("FUSED_C", "1") != "0"
-_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fused.c")
-# compile flags, then link flags, tried in order. OpenMP spreads the batch over PyTorch's threads (the same libgomp,
-# which PyTorch has loaded by then); -fno-trapping-math lets the loops with branches vectorise (not -ffast-math, which
-# would let NaNs vanish); compilers without these get plain loops
-_FAST = ["-O3", "-march=native", "-fno-trapping-math"]
-_FLAGS = [(_FAST + ["-fopenmp"], ["-fopenmp", "-lm"]), (_FAST, ["-lm"]), (["-O3"], ["-lm"])]
-_CTYPES = {torch.float32: "float", torch.float64: "double"}
-_libraries = {}
-
-
-def _cache_dir():
-    return os.environ.get("FUSED_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "minrnn")
-
-
-def _compile(cc, cflags, ldflags, real, path):
-    """Build fused.c into path, by way of a temporary directory beside it: never a half-written library."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
-        obj, lib = os.path.join(tmp, "fused.o"), os.path.join(tmp, "fused.so")
-        for cmd in ([cc, *cflags, "-fPIC", f"-Dreal={real}", "-c", _SOURCE, "-o", obj],
-                    [cc, "-shared", obj, "-o", lib, *ldflags]):
-            res = subprocess.run(cmd, capture_output=True, text=True)
-            if res.returncode:
-                raise OSError(f"{' '.join(cmd)}: {(res.stderr.strip().splitlines() or ['failed'])[-1]}")
-        os.replace(lib, path)
-
-
-def _build(real):
-    """fused.c compiled with `real` = float or double and loaded, cached by the source, the compiler, the flags and
-    the CPU (-march=native); (library, None), or (None, why) where nothing compiles."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None or sys.platform == "win32":
-        return None, "no C compiler found (set CC=... to name one)"
-    with open(_SOURCE, "rb") as f:
-        source = f.read()
-    cpu = platform.processor() + platform.machine()
-    if os.path.exists("/proc/cpuinfo"):  # -march=native: a library built on one CPU may not run on another
-        with open("/proc/cpuinfo") as f:
-            cpu += next((line for line in f if line.startswith("flags")), "")
-    errors = []
-    for cflags, ldflags in _FLAGS:
-        key = hashlib.sha256("\0".join([cc, real, *cflags, *ldflags, cpu]).encode() + source).hexdigest()[:16]
-        path = os.path.join(_cache_dir(), f"fused_{real}_{key}.so")
-        try:
-            if not os.path.exists(path):
-                _compile(cc, cflags, ldflags, real, path)
-            return ctypes.CDLL(path), None
-        except OSError as e:  # no such compiler, a flag it lacks, a cache it cannot write: try the next flags
-            errors.append(str(e))
-    return None, errors[-1]
-
-
-def _library(dtype):
-    """The C kernels for float32 or float64, built or loaded once per process; None if they cannot be built."""
-    if dtype not in _libraries:
-        lib, why = _build(_CTYPES[dtype])
-        if lib is None:
-            warnings.warn(f"fused.c could not be built ({why}); the PyTorch-op cells run instead, slower on a CPU",
-                          stacklevel=3)
-        else:
-            for name in ("mingru_forward", "minlstm_forward"):
-                getattr(lib, name).argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 3
-            for name in ("mingru_backward", "minlstm_backward"):
-                getattr(lib, name).argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 3
-            lib.conv_forward.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 4
-            lib.conv_backward.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 4
-        _libraries[dtype] = lib
-    return _libraries[dtype]
-
-
-def c_kernels(x):
-    """Whether the C kernels serve tensor x: a CPU float32/float64 tensor, outside torch.compile (which fuses the
-    PyTorch ops itself), with FUSED_C unset or 1 and fused.c built."""
-    return (USE_C and not torch.compiler.is_compiling() and x.device.type == "cpu" and x.dtype in _CTYPES
-            and _library(x.dtype) is not None)
-
-
-def _ptr(t):
-    return None if t is None else t.data_ptr()
 
 
 def _g(p):
@@ -208,14 +114,14 @@ class _MinLSTM(torch.autograd.Function):
 
 
 class _CellC(torch.autograd.Function):
-    """A cell in fused.c: the forward keeps only its input and output, the backward recomputes the gates."""
+    """A cell in kernels.c: the forward keeps only its input and output, the backward recomputes the gates."""
 
     @staticmethod
     def forward(ctx, kh, h0, cell):
         B, T, H = kh.size(0), kh.size(1), kh.size(2) // (2 if cell == "mingru" else 3)
-        lib = _library(kh.dtype)
+        lib = kernels.library(kh.dtype)
         h = kh.new_empty(B, T, H)
-        getattr(lib, cell + "_forward")(_ptr(kh), _ptr(h0), _ptr(h), B, T, H)
+        getattr(lib, cell + "_forward")(ptr(kh), ptr(h0), ptr(h), B, T, H)
         ctx.save_for_backward(kh, h0, h)
         ctx.cell = cell
         return h
@@ -228,8 +134,8 @@ class _CellC(torch.autograd.Function):
         grad_h = grad_h.to(h.dtype).contiguous()  # held in a name while C reads it: a temporary would be freed
         dkh = torch.empty_like(kh)
         dh0 = torch.empty_like(h0) if h0 is not None and ctx.needs_input_grad[1] else None
-        getattr(_library(kh.dtype), ctx.cell + "_backward")(_ptr(kh), _ptr(h0), _ptr(h), _ptr(grad_h), _ptr(dkh),
-                                                             _ptr(dh0), B, T, H)
+        getattr(kernels.library(kh.dtype), ctx.cell + "_backward")(ptr(kh), ptr(h0), ptr(h), ptr(grad_h), ptr(dkh),
+                                                             ptr(dh0), B, T, H)
         return dkh, dh0, None
 
 
@@ -240,7 +146,7 @@ class _ConvC(torch.autograd.Function):
         K = weight.size(-1)
         w = weight.reshape(C, K).t().contiguous()  # (K, C): each tap's weights side by side, as the channels
         y = xp.new_empty(B, Tp - K + 1, C)
-        _library(xp.dtype).conv_forward(_ptr(xp), _ptr(w), _ptr(bias), _ptr(y), B, Tp - K + 1, C, K)
+        kernels.library(xp.dtype).conv_forward(ptr(xp), ptr(w), ptr(bias), ptr(y), B, Tp - K + 1, C, K)
         ctx.save_for_backward(xp, w, bias)
         return y
 
@@ -252,14 +158,14 @@ class _ConvC(torch.autograd.Function):
         dy = dy.to(xp.dtype).contiguous()
         dxp, dw = torch.empty_like(xp), torch.empty_like(w)
         dbias = None if bias is None else torch.empty_like(bias)
-        _library(xp.dtype).conv_backward(_ptr(xp), _ptr(w), _ptr(dy), _ptr(dxp), _ptr(dw), _ptr(dbias), B,
+        kernels.library(xp.dtype).conv_backward(ptr(xp), ptr(w), ptr(dy), ptr(dxp), ptr(dw), ptr(dbias), B,
                                          Tp - K + 1, C, K)
         return dxp, dw.t().reshape(C, 1, K), dbias
 
 
 def causal_conv(xp, weight, bias=None):
     """model.CausalConv's y (B, T, C) from xp (B, T + K - 1, C), the input after the K - 1 before it, with a Conv1d's
-    depthwise weight (C, 1, K) and bias (C) or None, by fused.c; only where c_kernels(xp) holds."""
+    depthwise weight (C, 1, K) and bias (C) or None, by kernels.c; only where kernels.usable(xp) holds."""
     if xp.dim() != 3 or weight.shape != (xp.size(-1), 1, weight.size(-1)) or xp.size(1) < weight.size(-1):
         raise ValueError(f"causal_conv needs xp (B, T + K - 1, C) and a depthwise weight (C, 1, K); got "
                          f"{tuple(xp.shape)} and {tuple(weight.shape)}")
@@ -280,14 +186,14 @@ def mingru(kh, h0=None):
     """minGRU's h (B, T, H) from kh = c_fc(x) = [k, p] (B, T, 2H), gates and scan fused; h0 (B, H) or None."""
     kh, h0 = _checked("mingru", kh, h0, 2)
     with torch.autocast(device_type=kh.device.type, enabled=False):
-        return _CellC.apply(kh, h0, "mingru") if c_kernels(kh) else _MinGRU.apply(kh, h0)
+        return _CellC.apply(kh, h0, "mingru") if kernels.usable(kh) else _MinGRU.apply(kh, h0)
 
 
 def minlstm(kh, h0=None):
     """minLSTM's h (B, T, H) from kh = c_fc(x) = [f, i, p] (B, T, 3H), gates and scan fused; h0 (B, H) or None."""
     kh, h0 = _checked("minlstm", kh, h0, 3)
     with torch.autocast(device_type=kh.device.type, enabled=False):
-        return _CellC.apply(kh, h0, "minlstm") if c_kernels(kh) else _MinLSTM.apply(kh, h0)
+        return _CellC.apply(kh, h0, "minlstm") if kernels.usable(kh) else _MinLSTM.apply(kh, h0)
 
 
 def mingru_reference(kh, h0=None, backend="reference"):

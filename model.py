@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import fused
+import kernels
 from cache import make_cache
 from scan import linear_space, scan, scan_linear
 
@@ -68,7 +69,7 @@ class CausalConv(nn.Module):
         T, k = x.size(1), self.conv.kernel_size[0]
         xp = F.pad(x, (0, 0, k - 1, 0)) if tail is None else torch.cat([tail, x], dim=1)  # (B, k-1+T, C)
         tail = xp[:, xp.size(1) - (k - 1):]
-        if fused.c_kernels(xp):  # on a CPU: the loop below and its backward in one C loop each (fused.c)
+        if kernels.usable(xp):  # on a CPU: the loop below and its backward in one C loop each (kernels.c)
             return fused.causal_conv(xp, self.conv.weight, self.conv.bias), tail
         # output t sees inputs t-k+1..t: y_t = bias + sum_j w_j * xp_{t+j}, k shifted multiply-adds in (B, T, C)
         # (faster than Conv1d on the transposed input, and they leave y contiguous for the Linear after)

@@ -22,10 +22,14 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
                inputs read once, nothing else built. Linear space, like chunked. Parallel over batch and channels
                only, so it is the default on CUDA up to T = 2048 when Triton is installed (it comes with CUDA builds
                of PyTorch), chunked_log beyond (bench_out/gpu_scan.json).
+- c:           the same on a CPU: one C loop each way (kernels.c), every channel walking its T steps, vectorised
+               over channels and spread over batch rows and channel blocks. The default on CPU when kernels.c
+               builds (kernels.py; C_KERNELS=0 turns it off), else chunked.
 
 scan_linear(a, b, h0) is the same recurrence with a >= 0 and b, h0 of any sign given in linear space (Mamba's b
 is signed, so it has no logarithm). The backends that work in linear space serve it: reference, chunked (the
-default) and triton (on CUDA up to T = 2048). log and chunked_log take logarithms and cannot.
+default where kernels.c does not build), c (the CPU's default) and triton (on CUDA up to T = 2048). log and
+chunked_log take logarithms and cannot.
 
 Every backend computes in float32 (float64 inputs stay float64), with autocast off, so bf16/fp16 training never
 runs the recurrence in low precision. The linear-space backends exponentiate log_b: an h that overflows float32
@@ -37,13 +41,16 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
+import kernels
+from kernels import ptr
+
 try:
     from scan_triton import scan_triton, scan_triton_linear
 except ImportError:  # Triton is optional; CUDA builds of PyTorch install it
     scan_triton = scan_triton_linear = None
 
-BACKENDS = ("reference", "log", "chunked_log", "chunked", "triton")
-LINEAR_BACKENDS = ("reference", "chunked", "triton")  # those that serve scan_linear
+BACKENDS = ("reference", "log", "chunked_log", "chunked", "triton", "c")
+LINEAR_BACKENDS = ("reference", "chunked", "triton", "c")  # those that serve scan_linear
 # the backend scan() uses when none is given: None picks by device (see above); SCAN_BACKEND=log python train.py ...
 # sets it for a run
 DEFAULT_BACKEND = os.environ.get("SCAN_BACKEND") or None
@@ -150,6 +157,33 @@ def scan_chunked(log_a, log_b, h0=None):
     return _LinearScan.apply(log_a.exp(), log_b.exp(), h0)
 
 
+class _LinearScanC(torch.autograd.Function):
+    """The c backend: kernels.c's scan_forward and scan_backward, the same recurrences as _LinearScan's."""
+
+    @staticmethod
+    def forward(ctx, a, b, h0):
+        a, b, h0 = a.contiguous(), b.contiguous(), None if h0 is None else h0.contiguous()
+        h = torch.empty_like(a)
+        kernels.library(a.dtype).scan_forward(ptr(a), ptr(b), ptr(h0), ptr(h), *a.shape)
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        a, h, h0 = ctx.saved_tensors
+        grad_h = grad_h.to(h.dtype).contiguous()  # held in a name while C reads it
+        da, db = torch.empty_like(a), torch.empty_like(a)
+        dh0 = torch.empty_like(h0) if h0 is not None and ctx.needs_input_grad[2] else None
+        kernels.library(a.dtype).scan_backward(ptr(a), ptr(h0), ptr(h), ptr(grad_h), ptr(da), ptr(db), ptr(dh0),
+                                               *a.shape)
+        return da, db, dh0
+
+
+def scan_c(log_a, log_b, h0=None):
+    return _LinearScanC.apply(log_a.exp(), log_b.exp(), h0)
+
+
 def _checked_inputs(fn, names, x, y, h0):
     """x, y (B, T, D) and h0 (B, D) or None, shapes checked, in float32 (float64 when x or y is float64)."""
     if x.dim() != 3 or x.shape != y.shape:
@@ -163,12 +197,19 @@ def _checked_inputs(fn, names, x, y, h0):
 
 def linear_space(device_type, T):
     """Whether the mixers should form a and b in linear space (scan_linear) rather than in log space (scan)."""
-    return default_backend(device_type, T) == "chunked"
+    return default_backend(device_type, T) in ("chunked", "c")
 
 
 _IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked,
-          "triton": scan_triton}
-_LINEAR_IMPLS = {"reference": scan_linear_reference, "chunked": _LinearScan.apply, "triton": scan_triton_linear}
+          "triton": scan_triton, "c": scan_c}
+_LINEAR_IMPLS = {"reference": scan_linear_reference, "chunked": _LinearScan.apply, "triton": scan_triton_linear,
+                 "c": _LinearScanC.apply}
+
+
+def c_usable(device_type):
+    """Whether the c backend can run on this device: a CPU, kernels.c built, C_KERNELS unset or 1, outside
+    torch.compile."""
+    return device_type == "cpu" and kernels.available()
 
 
 def triton_usable(device_type):
@@ -184,14 +225,14 @@ def default_backend(device_type, T):
         if triton_usable("cuda") and T <= TRITON_MAX_T:
             return "triton"
         return "log" if T <= LOG_MAX_T else "chunked_log"
-    return "chunked"
+    return "c" if c_usable(device_type) else "chunked"
 
 
 def default_linear_backend(device_type, T):
-    """The backend scan_linear() runs when given none: scan()'s default where it serves scan_linear, else chunked
+    """The backend scan_linear() runs when given none: scan()'s default where it serves scan_linear, else the CPU's
     (the log-space choices, by SCAN_BACKEND or on CUDA by length or without Triton, have no signed form)."""
     backend = default_backend(device_type, T)
-    return backend if backend in LINEAR_BACKENDS else "chunked"
+    return backend if backend in LINEAR_BACKENDS else "c" if c_usable(device_type) else "chunked"
 
 
 def _check_backend(backend, impls, device_type):
@@ -203,6 +244,10 @@ def _check_backend(backend, impls, device_type):
     if backend == "triton" and not triton_usable(device_type):
         raise ValueError("the triton scan backend needs Triton (pip install triton) and CUDA tensors, or "
                          "TRITON_INTERPRET=1 to run it on the CPU (slowly, for tests)")
+    if backend == "c" and not c_usable(device_type):
+        raise ValueError("the c scan backend needs CPU tensors and kernels.c built with a C compiler (see the "
+                         "warning above, or set CC=...), and runs neither under torch.compile nor with C_KERNELS=0; "
+                         "choose chunked instead")
 
 
 def scan(log_a, log_b, h0=None, backend=None):

@@ -24,14 +24,14 @@ def max_rel_error(backend, log_a, log_b, device="cpu"):
 
 
 def bench_scan(args):
-    from scan import BACKENDS, scan, triton_usable
+    from scan import BACKENDS, c_usable, scan, triton_usable
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     B, D = (4, 64) if args.quick else (16, 256)
     Ts = [256, 512, 1024, 2048, 4096, 16384] if device == "cuda" else [256, 1024, 4096]
     Ts = [256, 1024] if args.quick else Ts
     # Triton's CPU interpreter is for tests, not timings
     timed = triton_usable("cuda") and device == "cuda"
-    backends = [b for b in BACKENDS if b != "reference" and (b != "triton" or timed)]
+    backends = [b for b in BACKENDS if b != "reference" and (b != "triton" or timed) and (b != "c" or c_usable(device))]
     rows, results = [], []
     print(f"scan forward+backward on {device}, B={B}, D={D}, float32; error on {device} vs the float64 loop at "
           f"B=2, D=16")
@@ -65,24 +65,34 @@ def bench_scan(args):
 
 
 def bench_cells(args):
-    """The CPU's fused cells (fused.py) against the same cells from plain ops through the chunked scan, which
-    autograd differentiates op by op: forward + backward of one layer's gates and scan, at the CPU configs' widths
-    (minGRU 171, minLSTM 128), batch 12."""
+    """The CPU's fused cells in both forms (fused.py: kernels.c's, and C_KERNELS=0's PyTorch ops in one autograd
+    Function) against the same cells from plain ops through the chunked scan, which autograd differentiates op by
+    op: forward + backward of one layer's gates and scan, at the CPU configs' widths (minGRU 171, minLSTM 128),
+    batch 12."""
     import fused
+    import kernels
+    use_c = kernels.USE_C
+    forms = (["C"] if kernels.available() else []) + ["fused ops", "plain ops"]
     rows, results = [], []
     for T in ([64] if args.quick else [64, 1024]):
         for name, parts, H in (("mingru", 2, 171), ("minlstm", 3, 128)):
             kh = torch.randn(12, T, parts * H, generator=torch.Generator().manual_seed(0), requires_grad=True)
-            runs, reference = {}, getattr(fused, f"{name}_reference")
-            for form, fn in (("fused", getattr(fused, name)), ("plain ops", partial(reference, backend="chunked"))):
-                def run(fn=fn, kh=kh):
+            runs = {}
+            for form in forms:
+                fn = getattr(fused, name) if form != "plain ops" else \
+                    partial(getattr(fused, f"{name}_reference"), backend="chunked")
+
+                def run(fn=fn, kh=kh, c=form == "C"):
+                    kernels.USE_C = c
                     torch.autograd.grad(fn(kh).sum(), kh)
                 runs[form] = run
             times = interleaved_medians(runs, repeats=5 if args.quick else 50)
-            ratio = times["plain ops"] / times["fused"]
-            rows.append([name, T, f"{times['fused'] * 1e3:.2f}", f"{times['plain ops'] * 1e3:.2f}", f"{ratio:.2f}x"])
-            results.append({"cell": name, "T": T, "H": H, "fused_ms": times["fused"] * 1e3,
-                            "plain_ops_ms": times["plain ops"] * 1e3, "speedup": ratio})
-    print("\nthe CPU's cells, gates and scan forward+backward, B=12, float32: fused.py against plain ops")
-    print_table(["cell", "T", "fused ms", "plain ops ms", "speed-up"], rows)
+            kernels.USE_C = use_c
+            base = times["plain ops"]
+            rows.append([name, T] + [f"{times[f] * 1e3:.2f} ({base / times[f]:.2f}x)" for f in forms])
+            results.append({"cell": name, "T": T, "H": H, **{f"{f.replace(' ', '_')}_ms": times[f] * 1e3
+                                                             for f in forms}})
+    print("\nthe CPU's cells, gates and scan forward+backward, B=12, float32: fused.py's forms against plain ops "
+          "(speed-up over plain ops)")
+    print_table(["cell", "T"] + [f"{f} ms" for f in forms], rows)
     return results

@@ -9,7 +9,7 @@ RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespea
 def bench_throughput(args):
     """Every (mixer, setting) built first, then timed in rounds, one step of each per round: the machine's drift
     during the run falls on all of them alike, so the ratios between them hold even where the ms do not."""
-    import fused
+    import kernels
     import scan as scan_module
     import train
     from configurator import parse_config
@@ -17,10 +17,10 @@ def bench_throughput(args):
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     # (compile, dtype, scan backend or None for the default): on CUDA eager float32, eager bf16 and compiled bf16 (the
     # baby configs' dtype=auto), and for the RNNs compiled bf16 on the log scan too; on the CPU eager and compiled, and
-    # for minGRU/minLSTM eager with FUSED_C=0 too (scan "ops": their PyTorch-op cells instead of fused.c's kernels)
+    # for minGRU/minLSTM eager with C_KERNELS=0 too (scan "ops": their PyTorch-op cells instead of kernels.c's)
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
-    original, original_c = scan_module.DEFAULT_BACKEND, fused.USE_C
+    original, original_c = scan_module.DEFAULT_BACKEND, kernels.USE_C
     entries = []  # (row, model, step function)
     for mixer in args.mixers:
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
@@ -40,28 +40,32 @@ def bench_throughput(args):
 
             def step(model=model, opt=opt, x=x, autocast=autocast, backend=backend or original):
                 # the setting's scan and cells, while it runs
-                scan_module.DEFAULT_BACKEND, fused.USE_C = (original, False) if backend == "ops" else \
+                scan_module.DEFAULT_BACKEND, kernels.USE_C = (original, False) if backend == "ops" else \
                     (backend, original_c)
                 with autocast:
                     _, loss = model(x, x)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-            c_cells = device == "cpu" and not compiled and mixer in ("mingru", "minlstm") and backend != "ops" \
-                and original_c and fused.c_kernels(x.float())
-            scan = "" if mixer == "gpt" else "fused.c" if c_cells else "chunked, FUSED_C=0" if backend == "ops" \
-                else backend or default
+            # what runs the recurrence: kernels.c on an eager CPU (the fused cells, or Mamba's c scan), the chunked
+            # scan's PyTorch ops with C_KERNELS=0 and under torch.compile (a ctypes call would break the graph)
+            c_runs = device == "cpu" and not compiled and original_c and kernels.library(torch.float32) is not None
+            if device == "cpu" and original is None:
+                default = "c" if c_runs else "chunked"
+            scan = "" if mixer == "gpt" else "chunked, C_KERNELS=0" if backend == "ops" else \
+                "kernels.c cell" if c_runs and mixer != "mamba" else backend or default
             row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": scan, "B": B, "T": T}
             try:
                 for _ in range(3 if args.quick else 5):  # warm-up, and compilation
                     step()
+                scan_module.DEFAULT_BACKEND, kernels.USE_C = original, original_c
                 entries.append((row, raw, step))
             except Exception as e:  # torch.compile needs a working compiler toolchain; report, don't crash
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
     repeats = args.repeats or (5 if args.quick else 50)
     medians = interleaved_medians({i: step for i, (_, _, step) in enumerate(entries)}, repeats=repeats,
                                   warmup=0)  # warmed up (and compiled) above
-    scan_module.DEFAULT_BACKEND, fused.USE_C = original, original_c
+    scan_module.DEFAULT_BACKEND, kernels.USE_C = original, original_c
     rows, results = [], []
     for i, (row, raw, _) in enumerate(entries):
         seconds = medians[i]

@@ -1,4 +1,4 @@
-"""The fused minGRU and minLSTM cells and the causal conv (fused.py, both its C kernels in fused.c and its
+"""The fused minGRU and minLSTM cells and the causal conv (fused.py, both its C kernels in kernels.c and its
 PyTorch-op Functions) against the same computations composed from plain ops, in float64."""
 import warnings
 
@@ -6,18 +6,19 @@ import pytest
 import torch
 
 import fused
+import kernels
 from model import GPT, CausalConv, GPTConfig
 
 CELLS = [(fused.mingru, fused.mingru_reference, 2), (fused.minlstm, fused.minlstm_reference, 3)]
-C_BUILT = fused._library(torch.float64) is not None and fused._library(torch.float32) is not None
+C_BUILT = kernels.library(torch.float64) is not None and kernels.library(torch.float32) is not None
 
 
 @pytest.fixture(params=["c", "ops"])
 def impl(request, monkeypatch):
-    """Each test once through fused.c's kernels and once through the PyTorch-op Functions (FUSED_C=0's path)."""
+    """Each test once through kernels.c's kernels and once through the PyTorch-op Functions (C_KERNELS=0's path)."""
     if request.param == "c" and not C_BUILT:
-        pytest.skip("fused.c could not be built here (no working C compiler)")
-    monkeypatch.setattr(fused, "USE_C", request.param == "c")
+        pytest.skip("kernels.c could not be built here (no working C compiler)")
+    monkeypatch.setattr(kernels, "USE_C", request.param == "c")
     return request.param
 
 
@@ -97,10 +98,10 @@ def test_cpu_model_trains_through_the_fused_cell(mixer, name, impl):
 
 @pytest.mark.parametrize("fn,reference,parts", CELLS, ids=["mingru", "minlstm"])
 def test_c_kernels_in_float32_match_the_float64_reference(fn, reference, parts):
-    # float32: exp is fused.c's own (a Taylor series, within a few ulp); H = 37 leaves a remainder after the vector
+    # float32: exp is kernels.c's own (a Taylor series, within a few ulp); H = 37 leaves a remainder after the vector
     # loop; the gradient arrives expanded (h.sum()), as autograd hands it over
     if not C_BUILT:
-        pytest.skip("fused.c could not be built here (no working C compiler)")
+        pytest.skip("kernels.c could not be built here (no working C compiler)")
     gen = torch.Generator().manual_seed(0)
     kh = (4 * torch.randn(5, 50, parts * 37, generator=gen)).requires_grad_()
     h0 = torch.rand(5, 37, generator=gen).requires_grad_()
@@ -131,7 +132,7 @@ def test_fused_nan_stays_nan(fn, parts, impl):
 @pytest.mark.parametrize("with_tail", [False, True])
 def test_c_conv_matches_the_multiply_adds(bias, with_tail):
     if not C_BUILT:
-        pytest.skip("fused.c could not be built here (no working C compiler)")
+        pytest.skip("kernels.c could not be built here (no working C compiler)")
     torch.manual_seed(0)
     conv = CausalConv(11, 4, bias).double()
     x = torch.randn(3, 9, 11, dtype=torch.float64, requires_grad=True)
@@ -140,11 +141,11 @@ def test_c_conv_matches_the_multiply_adds(bias, with_tail):
     inputs = [x, *conv.parameters()] + ([tail] if with_tail else [])
     results = {}
     for use_c in (True, False):
-        fused.USE_C = use_c
+        kernels.USE_C = use_c
         try:
             y, new_tail = conv(x, tail)
         finally:
-            fused.USE_C = True
+            kernels.USE_C = True
         assert (type(y.grad_fn).__name__ == "_ConvCBackward") == use_c
         results[use_c] = (y, new_tail, torch.autograd.grad((y * weights).sum(), inputs))
     (y, t, grads), (y_ref, t_ref, grads_ref) = results[True], results[False]
@@ -165,32 +166,32 @@ def test_causal_conv_bad_shapes_are_clear_errors():
 
 def test_without_a_c_compiler_the_op_cells_run_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("FUSED_CACHE", str(tmp_path / "cache"))  # nothing built before
-    monkeypatch.setattr(fused, "_libraries", {})
+    monkeypatch.setenv("C_KERNELS_CACHE", str(tmp_path / "cache"))  # nothing built before
+    monkeypatch.setattr(kernels, "_libraries", {})
     model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mingru", conv=4))
     idx = torch.randint(0, 11, (2, 8))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _, loss = model(idx, idx)
         model(idx, idx)
-    assert [str(w.message) for w in caught if "fused.c could not be built" in str(w.message)] != []
-    assert len([w for w in caught if "fused.c" in str(w.message)]) == 1  # once per process, not per call
+    assert [str(w.message) for w in caught if "kernels.c could not be built" in str(w.message)] != []
+    assert len([w for w in caught if "kernels.c" in str(w.message)]) == 1  # once per process, not per call
     loss.backward()
     assert "_MinGRUBackward" in _grad_fns(loss) and "_CellCBackward" not in _grad_fns(loss)
 
 
 def test_c_library_is_built_once_and_cached(tmp_path, monkeypatch):
     if not C_BUILT:
-        pytest.skip("fused.c could not be built here (no working C compiler)")
-    monkeypatch.setenv("FUSED_CACHE", str(tmp_path))
-    monkeypatch.setattr(fused, "_libraries", {})
-    assert fused._library(torch.float32) is not None
+        pytest.skip("kernels.c could not be built here (no working C compiler)")
+    monkeypatch.setenv("C_KERNELS_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "_libraries", {})
+    assert kernels.library(torch.float32) is not None
     built = sorted(p.name for p in tmp_path.iterdir())
-    assert len(built) == 1 and built[0].startswith("fused_float_") and built[0].endswith(".so")  # no leftovers
-    monkeypatch.setattr(fused, "_libraries", {})  # as a second process: it loads the library, compiles nothing
+    assert len(built) == 1 and built[0].startswith("kernels_float_") and built[0].endswith(".so")  # no leftovers
+    monkeypatch.setattr(kernels, "_libraries", {})  # as a second process: it loads the library, compiles nothing
 
     def no_compiling(*args):
         raise AssertionError("compiled again")
-    monkeypatch.setattr(fused, "_compile", no_compiling)
-    assert fused._library(torch.float32) is not None
+    monkeypatch.setattr(kernels, "_compile", no_compiling)
+    assert kernels.library(torch.float32) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == built

@@ -9,7 +9,9 @@ from scan import BACKENDS, scan
 # the triton backend runs here under Triton's CPU interpreter (tests/conftest.py sets TRITON_INTERPRET=1)
 TRITON = pytest.param("triton", marks=pytest.mark.skipif(not scan_module.triton_usable("cpu"),
                                                          reason="needs Triton: pip install triton"))
-FAST = [TRITON if b == "triton" else b for b in BACKENDS if b != "reference"]
+# the c backend needs kernels.c built (a C compiler); the CPU's default where it is
+C = pytest.param("c", marks=pytest.mark.skipif(not scan_module.c_usable("cpu"), reason="kernels.c could not be built"))
+FAST = [{"triton": TRITON, "c": C}.get(b, b) for b in BACKENDS if b != "reference"]
 
 
 def gates(B, T, D, dtype=torch.float64, seed=0, extreme=True):
@@ -46,7 +48,8 @@ def test_values_and_gradients_match_reference(backend, T, with_h0):
 # float32 error with saturated gates: the log-space forms subtract the running sum of log_a (over the whole sequence
 # for `log`, over a 16-step chunk for `chunked_log`); the linear-space scan has no such cancellation.
 @pytest.mark.parametrize("backend,rtol", [("log", 1e-2), ("chunked_log", 3e-5), ("chunked", 1e-6),
-                                                 pytest.param("triton", 1e-6, marks=TRITON.marks)])
+                                          pytest.param("triton", 1e-6, marks=TRITON.marks),
+                                          pytest.param("c", 1e-6, marks=C.marks)])
 def test_float32_matches_reference(backend, rtol):
     log_a, log_b = gates(2, 300, 8)
     out = scan(log_a.float(), log_b.float(), backend=backend)
@@ -120,7 +123,7 @@ def test_chunked_backward_refuses_double_backward_with_a_clear_error():
         grad.sum().backward()
 
 
-@pytest.mark.parametrize("backend", [None, "reference", "chunked", TRITON])
+@pytest.mark.parametrize("backend", [None, "reference", "chunked", TRITON, C])
 @pytest.mark.parametrize("T", [1, 63, 65, 300])
 @pytest.mark.parametrize("with_h0", [False, True])
 def test_scan_linear_matches_a_float64_loop_with_signed_b(backend, T, with_h0):
@@ -161,8 +164,16 @@ def test_scan_linear_refuses_what_it_cannot_serve():
 
 
 def test_scan_linear_default_follows_scan_backend_where_it_can(monkeypatch):
-    assert scan_module.default_linear_backend("cpu", 64) == "chunked"
+    import kernels
+    cpu_default = "c" if scan_module.c_usable("cpu") else "chunked"  # c where kernels.c builds
+    assert scan_module.default_backend("cpu", 64) == scan_module.default_linear_backend("cpu", 64) == cpu_default
     monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "reference")
     assert scan_module.default_linear_backend("cpu", 64) == "reference"
     monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "chunked_log")  # a log-space choice is scan()'s alone
-    assert scan_module.default_linear_backend("cpu", 64) == "chunked"
+    assert scan_module.default_linear_backend("cpu", 64) == cpu_default
+    monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", None)
+    monkeypatch.setattr(kernels, "USE_C", False)  # C_KERNELS=0
+    assert scan_module.default_backend("cpu", 64) == scan_module.default_linear_backend("cpu", 64) == "chunked"
+    assert scan_module.linear_space("cpu", 64)
+    with pytest.raises(ValueError, match="the c scan backend needs CPU tensors and kernels.c built"):
+        scan(*gates(1, 4, 2), backend="c")

@@ -1,7 +1,9 @@
 /*
- * minGRU's and minLSTM's cells and the causal depthwise conv before them, forward and backward, as plain C loops:
- * the CPU's fast path for fused.py, which compiles this file with the system's C compiler on first use (once for
- * float, once for double: `real` is set on the command line) and calls it through ctypes.
+ * The CPU's kernels, forward and backward, as plain C loops: minGRU's and minLSTM's cells and the causal depthwise
+ * conv before them (fused.py, model.py's CausalConv), and the linear scan h_t = a_t h_{t-1} + b_t (scan.py's "c"
+ * backend: minGRU and minLSTM on the log-space backends' inputs, Mamba everywhere on a CPU). kernels.py compiles this
+ * file with the system's C compiler on first use (once for float, once for double: `real` is set on the command
+ * line) and calls it through ctypes.
  *
  * Why C: at the CPU recipe's shapes every tensor op is small, so a cell built from a dozen PyTorch ops spends its time
  * making a dozen passes over memory and in the dispatcher. Here each function makes one pass: row by row over time,
@@ -43,24 +45,33 @@ static inline real exp_neg(real x) {
     return p * two_n.f;
 }
 
-/* sigmoid(x) from e = exp(-|x|) in (0, 1]: never overflows */
-static inline real sigmoid_e(real x, real e) { return x >= 0 ? 1 / (1 + e) : e / (1 + e); }
-static inline real sigmoid(real x) { return sigmoid_e(x, exp_neg(-fabs(x))); }
-
-/* The gate u of channel c from one row x of kh; parts (2: minGRU, 3: minLSTM) is a constant once inlined.
- * minLSTM's i' = s_i / (s_i + s_f) with s = sigmoid (= sigmoid(log s_i - log s_f)), without 0 / 0 where both
- * sigmoids underflow: s_x = exp(min(x, 0)) / (1 + e_x) with e_x = exp(-|x|), so for d = min(i, 0) - min(f, 0) >= 0,
- * i' = (1 + e_f) / ((1 + e_f) + exp(-d) (1 + e_i)), and for d < 0 the same times exp(d) above and below.
- * e_f and e_i are returned for the backward. */
-static inline __attribute__((always_inline)) real gate(const real *restrict x, long c, long H, int parts, real *ef,
-                                                       real *ei) {
-    if (parts == 2)
-        return sigmoid(x[c]);
-    real f = x[c], i = x[H + c];
-    *ef = exp_neg(-fabs(f));
-    *ei = exp_neg(-fabs(i));
-    real d = (i < 0 ? i : 0) - (f < 0 ? f : 0), e = exp_neg(-fabs(d)), af = 1 + *ef, ai = 1 + *ei;
-    return d >= 0 ? af / (af + e * ai) : e * af / (e * af + ai);
+/* What a row's channel c needs from kh's row x: the gate u, s = sigmoid(p) for the candidate's g, and for minLSTM's
+ * backward sigmoid(-f) and sigmoid(-i). parts (2: minGRU, 3: minLSTM) is a constant once inlined.
+ * sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) in (0, 1], which never overflows. Divisions are the
+ * slowest step of these loops, so the reciprocals of two denominators, each in [1, 4], come from one division:
+ * 1 / (a b) times b is 1 / a.
+ * minLSTM's i' = s_i / (s_i + s_f) (= sigmoid(log s_i - log s_f)) is formed without 0 / 0 where both sigmoids
+ * underflow: s_x = exp(min(x, 0)) / (1 + e_x), so for d = min(i, 0) - min(f, 0) >= 0,
+ * i' = (1 + e_f) / ((1 + e_f) + exp(-d) (1 + e_i)), and for d < 0 the same times exp(d) above and below. */
+static inline __attribute__((always_inline)) void gates(const real *restrict x, long c, long H, int parts,
+                                                        int backward, real *u, real *s, real *sf_neg, real *si_neg) {
+    real p = x[(parts - 1) * H + c], ep = exp_neg(-fabs(p)), ap = 1 + ep;
+    if (parts == 2) {
+        real k = x[c], ek = exp_neg(-fabs(k)), ak = 1 + ek, r = 1 / (ak * ap);
+        *u = (k >= 0 ? 1 : ek) * ap * r;
+        *s = (p >= 0 ? 1 : ep) * ak * r;
+        return;
+    }
+    real f = x[c], i = x[H + c], ef = exp_neg(-fabs(f)), ei = exp_neg(-fabs(i)), af = 1 + ef, ai = 1 + ei;
+    real d = (i < 0 ? i : 0) - (f < 0 ? f : 0), e = exp_neg(-fabs(d));
+    real num = d >= 0 ? af : e * af, den = num + (d >= 0 ? e * ai : ai), r = 1 / (den * ap);
+    *u = num * ap * r;
+    *s = (p >= 0 ? 1 : ep) * den * r;
+    if (backward) {  /* sigmoid(-x) = (x >= 0 ? e : 1) / (1 + e) */
+        real q = 1 / (af * ai);
+        *sf_neg = (f >= 0 ? ef : 1) * ai * q;
+        *si_neg = (i >= 0 ? ei : 1) * af * q;
+    }
 }
 
 /* One batch row of the forward: h_t = h_{t-1} + u_t (g(p_t) - h_{t-1}), from prev0 = h0 or zeros. */
@@ -72,7 +83,8 @@ static inline __attribute__((always_inline)) void row_forward(const real *restri
         real *restrict out = h + t * H;
         #pragma GCC ivdep
         for (long c = 0; c < H; c++) {
-            real ef = 0, ei = 0, u = gate(x, c, H, parts, &ef, &ei), s = sigmoid(p[c]);
+            real u, s, unused;
+            gates(x, c, H, parts, 0, &u, &s, &unused, &unused);
             real gp = p[c] >= 0 ? p[c] + (real)0.5 : s;  /* g(p) */
             out[c] = prev[c] + u * (gp - prev[c]);
         }
@@ -94,15 +106,16 @@ static inline __attribute__((always_inline)) void row_backward(const real *restr
         real *restrict dx = dkh + t * parts * H, *restrict dp = dx + (parts - 1) * H;
         #pragma GCC ivdep
         for (long c = 0; c < H; c++) {
-            real ef = 0, ei = 0, u = gate(x, c, H, parts, &ef, &ei), s = sigmoid(p[c]), pc = p[c];
+            real u, s, sf_neg = 0, si_neg = 0, pc = p[c];
+            gates(x, c, H, parts, 1, &u, &s, &sf_neg, &si_neg);
             real gp = pc >= 0 ? pc + (real)0.5 : s, dg = pc >= 0 ? 1 : s * (1 - s);  /* g(p), g'(p) */
             real gt = grad[c] + a_next[c] * gh[c];
             real du = gt * (gp - prev[c]) * u * (1 - u);  /* dL/d(the gate's pre-activation), for minGRU */
             if (parts == 2) {
                 dx[c] = du;
-            } else {  /* dd/di = sigmoid(-i), dd/df = -sigmoid(-f) */
-                dx[c] = -du * sigmoid_e(-x[c], ef);
-                dx[H + c] = du * sigmoid_e(-x[H + c], ei);
+            } else {  /* u = sigmoid(log s_i - log s_f): d/di log s_i = sigmoid(-i), d/df log s_f = sigmoid(-f) */
+                dx[c] = -du * sf_neg;
+                dx[H + c] = du * si_neg;
             }
             dp[c] = gt * u * dg;
             gh[c] = gt;
@@ -115,25 +128,44 @@ static inline __attribute__((always_inline)) void row_backward(const real *restr
             dh0[c] = gh[c] * a_next[c];
 }
 
-static inline __attribute__((always_inline)) void cell_forward(const real *kh, const real *h0, real *h, long B,
-                                                               long T, long H, int parts) {
+/* Each cell's rows, with parts a constant, so that the gate's branch on it leaves the vectorised loop */
+static void mingru_row_forward(const real *kh, const real *prev0, real *h, long T, long H) {
+    row_forward(kh, prev0, h, T, H, 2);
+}
+static void minlstm_row_forward(const real *kh, const real *prev0, real *h, long T, long H) {
+    row_forward(kh, prev0, h, T, H, 3);
+}
+static void mingru_row_backward(const real *kh, const real *prev0, const real *h, const real *grad_h, real *dkh,
+                                real *dh0, real *gh, real *a_next, long T, long H) {
+    row_backward(kh, prev0, h, grad_h, dkh, dh0, gh, a_next, T, H, 2);
+}
+static void minlstm_row_backward(const real *kh, const real *prev0, const real *h, const real *grad_h, real *dkh,
+                                 real *dh0, real *gh, real *a_next, long T, long H) {
+    row_backward(kh, prev0, h, grad_h, dkh, dh0, gh, a_next, T, H, 3);
+}
+
+/* The batch rows side by side (OpenMP outlines this loop into a function of its own, with parts a variable there:
+ * hence the rows' functions above) */
+static void cell_forward(void (*row)(const real *, const real *, real *, long, long), const real *kh,
+                         const real *h0, real *h, long B, long T, long H, int parts) {
     real *zeros = calloc(H, sizeof(real));
     #pragma omp parallel for if (B * T * H >= MIN_PARALLEL)
     for (long b = 0; b < B; b++)
-        row_forward(kh + b * T * parts * H, h0 ? h0 + b * H : zeros, h + b * T * H, T, H, parts);
+        row(kh + b * T * parts * H, h0 ? h0 + b * H : zeros, h + b * T * H, T, H);
     free(zeros);
 }
 
 /* dh0 (B, H) may be NULL */
-static inline __attribute__((always_inline)) void cell_backward(const real *kh, const real *h0, const real *h,
-                                                                const real *grad_h, real *dkh, real *dh0, long B,
-                                                                long T, long H, int parts) {
+static void cell_backward(void (*row)(const real *, const real *, const real *, const real *, real *, real *, real *,
+                                      real *, long, long),
+                          const real *kh, const real *h0, const real *h, const real *grad_h, real *dkh, real *dh0,
+                          long B, long T, long H, int parts) {
     real *zeros = calloc(H, sizeof(real));
     #pragma omp parallel for if (B * T * H >= MIN_PARALLEL)
     for (long b = 0; b < B; b++) {
         real *gh = malloc(2 * H * sizeof(real));
-        row_backward(kh + b * T * parts * H, h0 ? h0 + b * H : zeros, h + b * T * H, grad_h + b * T * H,
-                     dkh + b * T * parts * H, dh0 ? dh0 + b * H : NULL, gh, gh + H, T, H, parts);
+        row(kh + b * T * parts * H, h0 ? h0 + b * H : zeros, h + b * T * H, grad_h + b * T * H,
+            dkh + b * T * parts * H, dh0 ? dh0 + b * H : NULL, gh, gh + H, T, H);
         free(gh);
     }
     free(zeros);
@@ -141,23 +173,23 @@ static inline __attribute__((always_inline)) void cell_backward(const real *kh, 
 
 /* kh (B, T, 2H), h0 (B, H) or NULL -> h (B, T, H) */
 void mingru_forward(const real *kh, const real *h0, real *h, long B, long T, long H) {
-    cell_forward(kh, h0, h, B, T, H, 2);
+    cell_forward(mingru_row_forward, kh, h0, h, B, T, H, 2);
 }
 
 /* -> dkh (B, T, 2H), dh0 (B, H) or NULL */
 void mingru_backward(const real *kh, const real *h0, const real *h, const real *grad_h, real *dkh, real *dh0, long B,
                      long T, long H) {
-    cell_backward(kh, h0, h, grad_h, dkh, dh0, B, T, H, 2);
+    cell_backward(mingru_row_backward, kh, h0, h, grad_h, dkh, dh0, B, T, H, 2);
 }
 
 /* kh (B, T, 3H), h0 (B, H) or NULL -> h (B, T, H) */
 void minlstm_forward(const real *kh, const real *h0, real *h, long B, long T, long H) {
-    cell_forward(kh, h0, h, B, T, H, 3);
+    cell_forward(minlstm_row_forward, kh, h0, h, B, T, H, 3);
 }
 
 void minlstm_backward(const real *kh, const real *h0, const real *h, const real *grad_h, real *dkh, real *dh0, long B,
                       long T, long H) {
-    cell_backward(kh, h0, h, grad_h, dkh, dh0, B, T, H, 3);
+    cell_backward(minlstm_row_backward, kh, h0, h, grad_h, dkh, dh0, B, T, H, 3);
 }
 
 /* The causal depthwise conv: y_t = bias + sum_j w_j * xp_{t+j}, with xp (B, T + K - 1, C) the input after the K - 1
@@ -227,4 +259,58 @@ void conv_backward(const real *xp, const real *w, const real *dy, real *dxp, rea
         }
         free(sums);
     }
+}
+
+/* The linear scan h_t = a_t h_{t-1} + b_t over a, b (B, T, D) from h0 (B, D) or zeros -> h (B, T, D). Every channel
+ * walks its T steps; the work is spread over batch rows and blocks of channels (Mamba's D is hidden * d_state). */
+#define BLOCK 512
+
+void scan_forward(const real *a, const real *b, const real *h0, real *h, long B, long T, long D) {
+    long blocks = (D + BLOCK - 1) / BLOCK;
+    real *zeros = calloc(D, sizeof(real));
+    #pragma omp parallel for if (B * T * D >= MIN_PARALLEL)
+    for (long job = 0; job < B * blocks; job++) {
+        long r = job / blocks, c0 = job % blocks * BLOCK, n = D - c0 < BLOCK ? D - c0 : BLOCK;
+        for (long t = 0; t < T; t++) {
+            long row = (r * T + t) * D + c0;
+            const real *restrict at = a + row, *restrict bt = b + row;
+            const real *restrict prev = t ? h + row - D : (h0 ? h0 + r * D : zeros) + c0;
+            real *restrict out = h + row;
+            #pragma GCC ivdep
+            for (long c = 0; c < n; c++)
+                out[c] = at[c] * prev[c] + bt[c];
+        }
+    }
+    free(zeros);
+}
+
+/* -> da, db (B, T, D) and dh0 (B, D) or NULL, in reverse time: db_t = gh_t = dL/dh_t = grad_h_t + a_{t+1} gh_{t+1},
+ * da_t = gh_t h_{t-1}, dh0 = gh_0 a_0 */
+void scan_backward(const real *a, const real *h0, const real *h, const real *grad_h, real *da, real *db, real *dh0,
+                   long B, long T, long D) {
+    long blocks = (D + BLOCK - 1) / BLOCK;
+    real *zeros = calloc(D, sizeof(real));
+    #pragma omp parallel for if (B * T * D >= MIN_PARALLEL)
+    for (long job = 0; job < B * blocks; job++) {
+        long r = job / blocks, c0 = job % blocks * BLOCK, n = D - c0 < BLOCK ? D - c0 : BLOCK;
+        for (long t = T - 1; t >= 0; t--) {
+            long row = (r * T + t) * D + c0;
+            const real *restrict grad = grad_h + row;
+            const real *restrict a_next = t + 1 < T ? a + row + D : zeros, *restrict g_next = t + 1 < T ? db + row + D
+                                                                                                      : zeros;
+            const real *restrict prev = t ? h + row - D : (h0 ? h0 + r * D : zeros) + c0;
+            real *restrict dat = da + row, *restrict dbt = db + row;
+            #pragma GCC ivdep
+            for (long c = 0; c < n; c++) {
+                real gt = grad[c] + a_next[c] * g_next[c];
+                dbt[c] = gt;
+                dat[c] = gt * prev[c];
+            }
+        }
+        if (dh0)
+            #pragma GCC ivdep
+            for (long c = 0; c < n; c++)
+                dh0[r * D + c0 + c] = db[r * T * D + c0 + c] * a[r * T * D + c0 + c];
+    }
+    free(zeros);
 }
