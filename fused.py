@@ -134,8 +134,8 @@ class _CellC(torch.autograd.Function):
         grad_h = grad_h.to(h.dtype).contiguous()  # held in a name while C reads it: a temporary would be freed
         dkh = torch.empty_like(kh)
         dh0 = torch.empty_like(h0) if h0 is not None and ctx.needs_input_grad[1] else None
-        getattr(kernels.library(kh.dtype), ctx.cell + "_backward")(ptr(kh), ptr(h0), ptr(h), ptr(grad_h), ptr(dkh),
-                                                             ptr(dh0), B, T, H)
+        backward = getattr(kernels.library(kh.dtype), ctx.cell + "_backward")
+        backward(ptr(kh), ptr(h0), ptr(h), ptr(grad_h), ptr(dkh), ptr(dh0), B, T, H)
         return dkh, dh0, None
 
 
@@ -155,11 +155,11 @@ class _ConvC(torch.autograd.Function):
     def backward(ctx, dy):
         xp, w, bias = ctx.saved_tensors
         (B, Tp, C), K = xp.shape, w.size(0)
-        dy = dy.to(xp.dtype).contiguous()
+        dy = dy.to(xp.dtype).contiguous()  # held in a name while C reads it
         dxp, dw = torch.empty_like(xp), torch.empty_like(w)
         dbias = None if bias is None else torch.empty_like(bias)
-        kernels.library(xp.dtype).conv_backward(ptr(xp), ptr(w), ptr(dy), ptr(dxp), ptr(dw), ptr(dbias), B,
-                                         Tp - K + 1, C, K)
+        lib = kernels.library(xp.dtype)
+        lib.conv_backward(ptr(xp), ptr(w), ptr(dy), ptr(dxp), ptr(dw), ptr(dbias), B, Tp - K + 1, C, K)
         return dxp, dw.t().reshape(C, 1, K), dbias
 
 

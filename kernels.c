@@ -26,8 +26,16 @@
 #define real float
 #endif
 
-/* Spread the loop over batch rows on OpenMP's threads (PyTorch's own, when both use the same libgomp) once the work
- * pays for starting them; without -fopenmp the pragmas are ignored and everything runs on one thread. */
+#ifdef _OPENMP
+#include <omp.h>
+#else  /* built without OpenMP: one thread, and the pragmas are ignored */
+static int omp_get_max_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
+
+/* Loops over batch rows are spread on OpenMP's threads (PyTorch's own, when both use the same libgomp) once the work
+ * pays for starting them; every row is a thread's alone, so results do not depend on the number of threads (the
+ * conv's weight gradient, a sum over rows, depends on it only through its partial sums, added in a fixed order). */
 #define MIN_PARALLEL 32768
 
 /* exp(x) for x <= 0 (every exp here is of -|.|). In float: 2^n e^r with r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] and e^r
@@ -216,13 +224,12 @@ void conv_forward(const real *xp, const real *w, const real *bias, real *y, long
  * dw_j = sum over b, t of dy_t xp_{t+j} */
 void conv_backward(const real *xp, const real *w, const real *dy, real *dxp, real *dw, real *dbias, long B, long T,
                    long C, long K) {
-    memset(dw, 0, K * C * sizeof(real));
-    if (dbias)
-        memset(dbias, 0, C * sizeof(real));
-    #pragma omp parallel if (B * T * C * K >= MIN_PARALLEL)
+    int threads = B * T * C * K >= MIN_PARALLEL ? omp_get_max_threads() : 1;
+    real *sums = calloc((size_t)threads * (K + 1) * C, sizeof(real));  /* each thread's dw and dbias */
+    #pragma omp parallel num_threads(threads)
     {
-        real *sums = calloc((K + 1) * C, sizeof(real));  /* this thread's dw and dbias, added up at the end */
-        #pragma omp for
+        real *restrict dws = sums + (size_t)omp_get_thread_num() * (K + 1) * C, *restrict dbs = dws + K * C;
+        #pragma omp for schedule(static)
         for (long b = 0; b < B; b++) {
             for (long s = 0; s < T + K - 1; s++) {
                 const real *restrict x = xp + (b * (T + K - 1) + s) * C;
@@ -233,7 +240,7 @@ void conv_backward(const real *xp, const real *w, const real *dy, real *dxp, rea
                     if (t < 0 || t >= T)
                         continue;
                     const real *restrict dyt = dy + (b * T + t) * C, *restrict wj = w + j * C;
-                    real *restrict dwj = sums + j * C;
+                    real *restrict dwj = dws + j * C;
                     #pragma GCC ivdep
                     for (long c = 0; c < C; c++) {
                         out[c] += wj[c] * dyt[c];
@@ -243,22 +250,23 @@ void conv_backward(const real *xp, const real *w, const real *dy, real *dxp, rea
             }
             for (long t = 0; t < T; t++) {
                 const real *restrict dyt = dy + (b * T + t) * C;
-                real *restrict db = sums + K * C;
                 #pragma GCC ivdep
                 for (long c = 0; c < C; c++)
-                    db[c] += dyt[c];
+                    dbs[c] += dyt[c];
             }
         }
-        #pragma omp critical
-        {
-            for (long c = 0; c < K * C; c++)
-                dw[c] += sums[c];
-            if (dbias)
-                for (long c = 0; c < C; c++)
-                    dbias[c] += sums[K * C + c];
-        }
-        free(sums);
     }
+    /* the threads' sums added in thread order: the same result on every run with the same thread count */
+    for (long c = 0; c < (K + 1) * C; c++) {
+        real total = 0;
+        for (int i = 0; i < threads; i++)
+            total += sums[(size_t)i * (K + 1) * C + c];
+        if (c < K * C)
+            dw[c] = total;
+        else if (dbias)
+            dbias[c - K * C] = total;
+    }
+    free(sums);
 }
 
 /* The linear scan h_t = a_t h_{t-1} + b_t over a, b (B, T, D) from h0 (B, D) or zeros -> h (B, T, D). Every channel
