@@ -6,7 +6,7 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py generate [--quick]     ms per token and state bytes vs tokens generated so far
     python bench.py state_loss --gpt DIR --rnn DIR [DIR ...]   val loss vs state bytes, KV-cache policies vs RNNs
     python bench.py throughput [--quick] [--recipe baby] [--block_size T]   training tokens/s, compile off and on
-    python bench.py time_to_loss [--quick]   whole-split val loss against training seconds, CPU recipe, each mixer
+    python bench.py time_to_loss [--rounds N]   whole-split val loss against training seconds, CPU recipe, each mixer
     python bench.py length --rnn DIR [DIR ...] [--gpt DIR ...] [--tokens N]   val loss by position past training length
 
 Timings are medians over repeats, taken in one run on one machine; speed-ups are ratios measured in that same run.
@@ -47,6 +47,8 @@ def main():
                            default=["gpt", "mingru", "minlstm", "mamba"], help="the configs to time")
     p = sub.add_parser("time_to_loss", help="val loss against training seconds, each mixer's CPU recipe")
     p.add_argument("--quick", action="store_true", help="200 iterations instead of 2000, for a smoke run")
+    p.add_argument("--rounds", type=int, default=1, help="train every mixer this many times, the order reversed "
+                   "each round, and average their seconds (the losses repeat exactly: the runs are seeded)")
     p.set_defaults(fn=bench_time_to_loss)
     p = sub.add_parser("state_loss", help="val loss vs state bytes: KV-cache policies and RNNs")
     p.add_argument("--gpt", required=True, help="out_dir of a trained GPT checkpoint")

@@ -31,13 +31,21 @@ def train_curve(mixer, every, extra):
 def bench_time_to_loss(args):
     # every 50 iterations: the RNNs cross the GPT's final loss between two evaluations, which this pins to 50 of 2000
     every, extra = (50, ["--max_iters=200", "--lr_decay_iters=200"]) if args.quick else (50, [])
+    rounds = max(1, getattr(args, "rounds", 1))
     print("training each mixer's CPU recipe (config/shakespeare_char_cpu_*.py) in turn, in one process each, "
-          f"with the whole val split evaluated every {every} iterations; seconds count training only")
+          f"with the whole val split evaluated every {every} iterations; seconds count training only"
+          + (f"; {rounds} rounds, the order reversed each round, seconds averaged" if rounds > 1 else ""))
+    runs = {mixer: [] for mixer in MIXERS}  # each mixer's curve from every round
+    for r in range(rounds):
+        for mixer in (list(MIXERS) if r % 2 == 0 else list(MIXERS)[::-1]):
+            runs[mixer].append(train_curve(mixer, every, extra))
+            it, seconds, loss = runs[mixer][-1][-1]
+            print(f"round {r + 1}: {MIXERS[mixer]}: {loss:.4f} after {it} iterations, {seconds:.1f} s of training")
     curves = {}
-    for mixer in MIXERS:
-        curves[mixer] = train_curve(mixer, every, extra)
-        it, seconds, loss = curves[mixer][-1]
-        print(f"{MIXERS[mixer]}: {loss:.4f} after {it} iterations, {seconds:.1f} s of training")
+    for mixer, curve_runs in runs.items():
+        if any([(i, v) for i, _, v in c] != [(i, v) for i, _, v in curve_runs[0]] for c in curve_runs):
+            print(f"note: {MIXERS[mixer]}'s losses differ between rounds (a nondeterministic kernel?)")
+        curves[mixer] = [(i, sum(c[k][1] for c in curve_runs) / rounds, v) for k, (i, _, v) in enumerate(curve_runs[0])]
     target, gpt_seconds = curves["gpt"][-1][2], curves["gpt"][-1][1]
     rows, results = [], {}
     for mixer, curve in curves.items():
@@ -48,10 +56,12 @@ def bench_time_to_loss(args):
                                               reach[1] / gpt_seconds}}
         rows.append([MIXERS[mixer], f"{curve[-1][2]:.4f}", f"{curve[-1][1]:.1f}",
                      "never" if reach[0] is None else f"iteration {reach[0]}, {reach[1]:.1f} s",
-                     "" if reach[1] is None else f"{reach[1] / gpt_seconds:.0%}"])
+                     "" if reach[1] is None else f"{reach[1] / gpt_seconds:.1%}"])
     print_table(["mixer", "final whole-split val loss", "training s", "reaches the GPT's final loss at",
                  "of the GPT's time"], rows)
-    save("time_to_loss", {"device": "cpu", "every": every, "extra": extra, "gpt_final": target, "results": results})
+    save("time_to_loss", {"device": "cpu", "every": every, "extra": extra, "rounds": rounds, "gpt_final": target,
+                          "results": results,
+                          "round_seconds": {m: [c[-1][1] for c in curve_runs] for m, curve_runs in runs.items()}})
     plot("time_to_loss", "Whole-split val loss against training time (CPU recipe)", "seconds of training",
          "whole-split val loss", {MIXERS[m]: ([p[1] for p in c[1:]], [p[2] for p in c[1:]]) for m, c in curves.items()},
          logx=False)
