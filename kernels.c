@@ -38,25 +38,26 @@ static int omp_get_thread_num(void) { return 0; }
  * conv's weight gradient, a sum over rows, depends on it only through its partial sums, added in a fixed order). */
 #define MIN_PARALLEL 32768
 
-/* exp(x) for x <= 0 (every exp here is of -|.|). In float: 2^n e^r with r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] and e^r
- * by its Taylor series to r^7 (within 4 ulp), inlined, so the compiler vectorises it with the loop around it (glibc's
- * vector expf, under -ffast-math only, is a call per 8 lanes and twice as slow here). Below -87, where float leaves its normal range, it
- * returns exp(-87) ~ 1.6e-38: no result below moves by more than that. In double: exp. */
+/* exp(x) for x <= 0 (every exp here is of -|.|). In float: 2^n e^r with r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] and
+ * e^r by its Taylor series to r^7 (relative error below 5e-7), inlined, so that the compiler vectorises it with the
+ * loop around it (glibc's vector expf needs -ffast-math, and is a call per 8 lanes). Below -87, where float leaves its
+ * normal range, it returns exp(-87) ~ 1.6e-38: no result below moves by more than that. In double: exp. */
 static inline real exp_neg(real x) {
     if (sizeof(real) != sizeof(float))
         return exp(x);
     float y = x < -87 ? -87 : x;
     float n = floorf(y * 1.44269504088896341f + 0.5f);                   /* round(y / ln 2) */
     float r = (y - n * 0.693145751953125f) - n * 1.428606820309417e-6f;  /* ln 2 in two parts, n * the first exact */
-    float p = 1 + r * (1 + r * (1.f / 2 + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720 + r / 5040))))));
+    float p = 1.f / 24 + r * (1.f / 120 + r * (1.f / 720 + r / 5040));  /* e^r by Horner's rule */
+    p = 1 + r * (1 + r * (1.f / 2 + r * (1.f / 6 + r * p)));
     union { int i; float f; } two_n = {.i = ((int)n + 127) << 23};
     return p * two_n.f;
 }
 
 /* What a row's channel c needs from kh's row x: the gate u, s = sigmoid(p) for the candidate's g, and for minLSTM's
  * backward sigmoid(-f) and sigmoid(-i). parts (2: minGRU, 3: minLSTM) is a constant once inlined.
- * sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) in (0, 1], which never overflows. Divisions are the
- * slowest step of these loops, so the reciprocals of two denominators, each in [1, 4], come from one division:
+ * sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) in (0, 1], which never overflows. A division is the
+ * slowest instruction here, so the reciprocals of two denominators, each in [1, 4], come from one division:
  * 1 / (a b) times b is 1 / a.
  * minLSTM's i' = s_i / (s_i + s_f) (= sigmoid(log s_i - log s_f)) is formed without 0 / 0 where both sigmoids
  * underflow: s_x = exp(min(x, 0)) / (1 + e_x), so for d = min(i, 0) - min(f, 0) >= 0,
