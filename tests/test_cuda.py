@@ -10,7 +10,7 @@ from scan import BACKENDS, scan
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "reference"] + [None])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in ("reference", "c")] + [None])  # c: CPU only
 @pytest.mark.parametrize("T", [1, 65, 1000])
 def test_scan_on_cuda_matches_the_cpu_reference(backend, T):
     log_a, log_b = gates(3, T, 8)
@@ -64,3 +64,9 @@ def test_compile_auto_compiles_on_cuda(tmp_path, char_dataset, monkeypatch):
     train.main(["--device=cuda", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--batch_size=4",
                 "--eval_iters=2", "--max_iters=2", "--eval_interval=2", f"--out_dir={tmp_path}"])
     assert len(compiled) == 1
+
+
+def test_c_backend_refuses_cuda_tensors_clearly():
+    log_a, log_b = (t.float().cuda() for t in gates(1, 8, 2))
+    with pytest.raises(ValueError, match="the c scan backend needs CPU tensors"):
+        scan(log_a, log_b, backend="c")
