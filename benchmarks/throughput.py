@@ -58,10 +58,11 @@ def bench_throughput(args):
             try:
                 for _ in range(3 if args.quick else 5):  # warm-up, and compilation
                     step()
-                scan_module.DEFAULT_BACKEND, kernels.USE_C = original, original_c
                 entries.append((row, raw, step))
             except Exception as e:  # torch.compile needs a working compiler toolchain; report, don't crash
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            finally:  # the next setting's label and default see the run's own settings, not this step's
+                scan_module.DEFAULT_BACKEND, kernels.USE_C = original, original_c
     repeats = args.repeats or (5 if args.quick else 50)
     medians = interleaved_medians({i: step for i, (_, _, step) in enumerate(entries)}, repeats=repeats,
                                   warmup=0)  # warmed up (and compiled) above

@@ -11,13 +11,15 @@ from model import GPT, CausalConv, GPTConfig
 
 CELLS = [(fused.mingru, fused.mingru_reference, 2), (fused.minlstm, fused.minlstm_reference, 3)]
 C_BUILT = kernels.library(torch.float64) is not None and kernels.library(torch.float32) is not None
+NO_C = "kernels.c could not be built here (no working C compiler)"
+needs_c = pytest.mark.skipif(not C_BUILT, reason=NO_C)
 
 
 @pytest.fixture(params=["c", "ops"])
 def impl(request, monkeypatch):
     """Each test once through kernels.c's kernels and once through the PyTorch-op Functions (C_KERNELS=0's path)."""
     if request.param == "c" and not C_BUILT:
-        pytest.skip("kernels.c could not be built here (no working C compiler)")
+        pytest.skip(NO_C)
     monkeypatch.setattr(kernels, "USE_C", request.param == "c")
     return request.param
 
@@ -96,12 +98,11 @@ def test_cpu_model_trains_through_the_fused_cell(mixer, name, impl):
         assert f"{name}Backward" in names and "AddcmulBackward0" in names and "_CellCBackward" not in names
 
 
+@needs_c
 @pytest.mark.parametrize("fn,reference,parts", CELLS, ids=["mingru", "minlstm"])
 def test_c_kernels_in_float32_match_the_float64_reference(fn, reference, parts):
     # float32: exp is kernels.c's own (a Taylor series, within a few ulp); H = 37 leaves a remainder after the vector
     # loop; the gradient arrives expanded (h.sum()), as autograd hands it over
-    if not C_BUILT:
-        pytest.skip("kernels.c could not be built here (no working C compiler)")
     gen = torch.Generator().manual_seed(0)
     kh = (4 * torch.randn(5, 50, parts * 37, generator=gen)).requires_grad_()
     h0 = torch.rand(5, 37, generator=gen).requires_grad_()
@@ -128,11 +129,10 @@ def test_fused_nan_stays_nan(fn, parts, impl):
     assert torch.isfinite(kh.grad[0]).all() and torch.isnan(kh.grad[1, :3, 4]).all()
 
 
+@needs_c
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("with_tail", [False, True])
 def test_c_conv_matches_the_multiply_adds(bias, with_tail):
-    if not C_BUILT:
-        pytest.skip("kernels.c could not be built here (no working C compiler)")
     torch.manual_seed(0)
     conv = CausalConv(11, 4, bias).double()
     x = torch.randn(3, 9, 11, dtype=torch.float64, requires_grad=True)
@@ -180,9 +180,8 @@ def test_without_a_c_compiler_the_op_cells_run_with_a_warning(tmp_path, monkeypa
     assert "_MinGRUBackward" in _grad_fns(loss) and "_CellCBackward" not in _grad_fns(loss)
 
 
+@needs_c
 def test_c_library_is_built_once_and_cached(tmp_path, monkeypatch):
-    if not C_BUILT:
-        pytest.skip("kernels.c could not be built here (no working C compiler)")
     monkeypatch.setenv("C_KERNELS_CACHE", str(tmp_path))
     monkeypatch.setattr(kernels, "_libraries", {})
     assert kernels.library(torch.float32) is not None
