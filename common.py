@@ -12,7 +12,10 @@ import torch
 
 from configurator import ConfigError
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# data/<dataset>/prepare.py makes each dataset; its files (train.bin, val.bin, meta.json) live beside it, or under
+# $MINRNN_DATA_DIR/<dataset>/ where that is set (the tests prepare their excerpt of tiny Shakespeare there)
+SCRIPTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA_DIR = os.environ.get("MINRNN_DATA_DIR") or SCRIPTS_DIR
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -94,11 +97,30 @@ def remove_stale_temp_files(directory):
     return len(stale)
 
 
+def train_command(out_dir):
+    """How to make a checkpoint in out_dir: the config whose out_dir it is, else train.py with --out_dir."""
+    config_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
+    name = os.path.basename(os.path.normpath(out_dir))
+    for config in sorted(os.listdir(config_dir)) if os.path.isdir(config_dir) else []:
+        with open(os.path.join(config_dir, config)) as f:
+            if f'out_dir = "{name}"' in f.read():
+                return f"make one with: python train.py config/{config}"
+    return f"make one with: python train.py CONFIG --out_dir={out_dir} (or check --out_dir)"
+
+
+def newest_checkpoint(out_dir):
+    """out_dir's ckpt.pt (the best val loss, or the latest with always_save_checkpoint) or last.pt (written at a
+    Ctrl-C when ckpt.pt keeps the best), whichever was written last; None if neither is there."""
+    found = [os.path.join(out_dir, name) for name in ("ckpt.pt", "last.pt")]
+    found = [p for p in found if os.path.exists(p)]
+    return max(found, key=os.path.getmtime) if found else None
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by save_checkpoint. weights_only=True: the file can hold tensors and plain
     containers only, and loading it never runs code from it."""
     if not os.path.exists(path):
-        raise CheckpointError(f"no checkpoint at {path}; train one first (python train.py ...) or check --out_dir")
+        raise CheckpointError(f"no checkpoint at {path}; {train_command(os.path.dirname(path))}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
@@ -150,9 +172,9 @@ def prepare_dataset(dataset):
     directory = dataset_dir(dataset)
     if all(os.path.exists(os.path.join(directory, f)) for f in ("train.bin", "val.bin", "meta.json")):
         return
-    script = os.path.join(directory, "prepare.py")
+    script = os.path.join(SCRIPTS_DIR, dataset, "prepare.py")
     if not os.path.exists(script):
-        known = sorted(d for d in os.listdir(DATA_DIR) if os.path.exists(os.path.join(DATA_DIR, d, "prepare.py")))
+        known = sorted(d for d in os.listdir(SCRIPTS_DIR) if os.path.exists(os.path.join(SCRIPTS_DIR, d, "prepare.py")))
         raise ConfigError(f"unknown dataset {dataset!r}; prepared datasets live in data/<name>/ "
                           f"(known: {', '.join(known + ['selective_copying'])})")
     print(f"dataset {dataset!r} is not prepared yet; running data/{dataset}/prepare.py")
@@ -160,7 +182,7 @@ def prepare_dataset(dataset):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     try:
-        module.prepare()
+        module.prepare(out_dir=directory)
     except ImportError as e:
         raise DataError(f"could not prepare {dataset!r}: {e}") from None
     except OSError as e:

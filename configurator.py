@@ -11,6 +11,8 @@ every other type mismatch is an error that names the key, the expected type and 
 import ast
 import dataclasses
 import difflib
+import inspect
+import re
 import types
 import typing
 
@@ -54,10 +56,11 @@ def _parse_value(text):
 
 def parse_config(cls, argv):
     """argv: [CONFIG_FILE] [--key=value ...]. Returns cls(...) or raises ConfigError."""
-    values = {}
+    values, wants_help = {}, False
     for arg in argv:
         if arg in ("-h", "--help"):
-            raise SystemExit(describe(cls))
+            wants_help = True
+            continue
         if not arg.startswith("--"):
             values.update(read_config_file(cls, arg))
             continue
@@ -65,6 +68,9 @@ def parse_config(cls, argv):
         if not eq:
             raise ConfigError(f"override {arg!r} must look like --key=value")
         values[key] = _check(cls, key, _parse_value(text))
+    if wants_help:  # after the config file and the overrides, so that it shows the values they set
+        print(describe(cls, values))
+        raise SystemExit(0)
     try:
         return cls(**values)
     except ValueError as e:  # a dataclass's own __post_init__ checks
@@ -93,9 +99,39 @@ def read_config_file(cls, path):
     return values
 
 
-def describe(cls):
-    lines = [f"{cls.__name__} keys (override with --key=value):"]
+def field_docs(*classes):
+    """Each field's one line of help: its trailing comment in the class's source, else the comment line heading its
+    group (# AdamW), from the first class that has the field."""
+    docs = {}
+    for klass in classes:
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):  # a class made at run time (dataclasses.make_dataclass) has no source
+            continue
+        heading, in_comment = "", False
+        for line in map(str.strip, lines):
+            if line.startswith("#"):  # a block of comment lines: its first line heads the group
+                heading = heading if in_comment else line.lstrip("# ")
+                in_comment = True
+                continue
+            in_comment = False
+            if match := re.match(r"(\w+)\s*:[^=]*=.*?(?:#\s*(.*))?$", line):
+                docs.setdefault(match[1], match[2] or heading)
+            elif not line:
+                heading = ""
+    return docs
+
+
+def describe(cls, values=None):
+    """Every key with the value it would have (the default, or what values set) and its one line of help. The help
+    comes from the comments in the config classes' source: cls's bases, and the classes in cls.help_from."""
+    docs = field_docs(*cls.__mro__, *getattr(cls, "help_from", ()))
+    values = values or {}
+    lines = [f"{len(dataclasses.fields(cls))} keys, with their values after the config file and overrides "
+             f"(set one with --key=value):"]
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        lines.append(f"  {f.name} = {default!r}")
+        value = values[f.name] if f.name in values else f.default if f.default is not dataclasses.MISSING \
+            else f.default_factory()
+        setting = f"  {f.name} = {value!r}"
+        lines.append(f"{setting:<44} {docs.get(f.name, '')}".rstrip())
     return "\n".join(lines)

@@ -20,12 +20,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import fused
-import kernels
 from cache import make_cache
-from scan import linear_space, scan, scan_linear
+from kernels import fastpath
+from scan import scan_linear
 
-MIXERS = ("attn", "mingru", "minlstm", "mamba")
 NORMS = ("layernorm", "rmsnorm")
 INITS = ("gpt2", "torch", "mamba")
 
@@ -64,34 +62,33 @@ class CausalConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(n_embd, n_embd, kernel, groups=n_embd, bias=bias)
 
-    def forward(self, x, tail=None):
-        # x: (B, T, C); tail: (B, k-1, C) inputs before x, zeros at the start of a sequence
-        T, k = x.size(1), self.conv.kernel_size[0]
-        xp = F.pad(x, (0, 0, k - 1, 0)) if tail is None else torch.cat([tail, x], dim=1)  # (B, k-1+T, C)
-        tail = xp[:, xp.size(1) - (k - 1):]
-        if kernels.usable(xp):  # on a CPU: the loop below and its backward in one C loop each (kernels.c)
-            return fused.causal_conv(xp, self.conv.weight, self.conv.bias), tail
-        # output t sees inputs t-k+1..t: y_t = bias + sum_j w_j * xp_{t+j}, k shifted multiply-adds in (B, T, C)
-        # (faster than Conv1d on the transposed input, and they leave y contiguous for the Linear after)
+    def convolve(self, xp):
+        # xp (B, k-1+T, C): the input after the k-1 before it -> y (B, T, C), where output t sees inputs t-k+1..t:
+        # y_t = bias + sum_j w_j * xp_{t+j}, k shifted multiply-adds (faster than Conv1d on the transposed input,
+        # and they leave y contiguous for the Linear after)
+        T, k = xp.size(1) - self.conv.kernel_size[0] + 1, self.conv.kernel_size[0]
         w = self.conv.weight[:, 0]  # (C, k)
         y = xp[:, :T] * w[:, 0] if self.conv.bias is None else torch.addcmul(self.conv.bias, xp[:, :T], w[:, 0])
         for j in range(1, k):
             y = torch.addcmul(y, xp[:, j:j + T], w[:, j])
-        return y, tail
+        return y
+
+    def forward(self, x, tail=None):
+        # x: (B, T, C); tail: (B, k-1, C) inputs before x, zeros at the start of a sequence
+        k = self.conv.kernel_size[0]
+        xp = F.pad(x, (0, 0, k - 1, 0)) if tail is None else torch.cat([tail, x], dim=1)  # (B, k-1+T, C)
+        fast = fastpath.conv(self.convolve, xp)  # on a CPU: convolve in one C loop, where it computes the same
+        return (self.convolve(xp) if fast is None else fast(xp)), xp[:, xp.size(1) - (k - 1):]
 
 
 def g(x):
-    # Appendix B: g keeps the candidate state positive, so that h can live in log space.
+    # Appendix B: g keeps the candidate state positive (h~ = x + 1/2 above 0, sigmoid(x) below)
     return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
 
 
-def log_g(x):
-    # log(g(x)), computed without forming g(x): log(x + 0.5) for x >= 0, log(sigmoid(x)) = -softplus(-x) below.
-    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
-
-
 class MinGRU(nn.Module):
-    """Section 3.1: z_t = sigmoid(Linear(x_t)), h~_t = g(Linear(x_t)), h_t = (1 - z_t) * h_{t-1} + z_t * h~_t."""
+    """Section 3.1: z_t = sigmoid(Linear(x_t)), h~_t = g(Linear(x_t)), h_t = (1 - z_t) * h_{t-1} + z_t * h~_t.
+    gates() is the cell: forward (all t at once, by a parallel scan) and step (one t) are both built on it."""
 
     def __init__(self, config):
         super().__init__()
@@ -100,29 +97,34 @@ class MinGRU(nn.Module):
         self.c_proj = nn.Linear(self.hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
+    def gates(self, kh):
+        # kh = c_fc(x) (..., 2H) -> a, b (..., H) of the recurrence h_t = a_t * h_{t-1} + b_t
+        k, pre_h = kh.chunk(2, dim=-1)
+        z = torch.sigmoid(k)  # the update gate
+        return 1 - z, z * g(pre_h)
+
     def forward(self, x, h0=None):
         # parallel: x (B, T, C), h0 (B, H) or None for zeros -> y (B, T, C), h_T (B, H)
-        kh = self.c_fc(x)
-        if linear_space(x.device.type, x.size(1)):  # the CPU's: a = 1 - z and b = z * h~ in linear space, as step
-            h = fused.mingru(kh, h0)  # forms them, gates and scan in one autograd Function (fused.py)
-        else:  # the GPU's: the same in log space (Appendix B)
-            k, pre_h = kh.chunk(2, dim=-1)
-            log_z = -F.softplus(-k)  # log(sigmoid(k))
-            log_a = -F.softplus(k)  # log(1 - sigmoid(k))
-            h = scan(log_a, log_z + log_g(pre_h), h0)  # (B, T, H), float32 even under autocast
+        kh = self.c_fc(x).to(self.c_fc.weight.dtype)  # (B, T, 2H); the recurrence in float32 under autocast
+        fast = fastpath.cell("mingru", self.gates, kh)  # on a CPU: the two lines below in one C pass, where they
+        if fast is not None:  # compute what gates says (checked on first use, kernels/fastpath.py)
+            h = fast(kh, h0)
+        else:
+            a, b = self.gates(kh)  # (B, T, H) each
+            h = scan_linear(a, b, h0)  # (B, T, H): every t at once
         return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]
 
     def step(self, x, h):
-        # recurrent: x (B, C), h (B, H), the sequential form of Section 3.1
-        k, pre_h = self.c_fc(x).chunk(2, dim=-1)
-        z = torch.sigmoid(k)
-        h = (1 - z) * h + z * g(pre_h)
+        # recurrent: x (B, C), h (B, H) -> y (B, C), the next h
+        a, b = self.gates(self.c_fc(x).to(self.c_fc.weight.dtype))
+        h = a * h + b
         return self.dropout(self.c_proj(h.to(x.dtype))), h
 
 
 class MinLSTM(nn.Module):
     """Section 3.2: f_t, i_t = sigmoid(Linear(x_t)), h~_t = g(Linear(x_t)), normalised to f' = f / (f + i) and
-    i' = i / (f + i) (Section 3.2.3, time-independent scale), h_t = f'_t * h_{t-1} + i'_t * h~_t."""
+    i' = i / (f + i) (Section 3.2.3, time-independent scale), h_t = f'_t * h_{t-1} + i'_t * h~_t. gates() is the
+    cell, as MinGRU's."""
 
     def __init__(self, config):
         super().__init__()
@@ -131,25 +133,27 @@ class MinLSTM(nn.Module):
         self.c_proj = nn.Linear(self.hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
+    def gates(self, kh):
+        # kh = c_fc(x) (..., 3H) -> a = f', b = i' * h~ (..., H). The carried state enters as is: g() applies to
+        # candidates only, never to h_{t-1}
+        f, i, pre_h = kh.chunk(3, dim=-1)
+        # i' = i / (f + i) = sigmoid(log i - log f) and f' = 1 - i': never 0 / 0 when both sigmoids underflow to 0
+        log_ratio = F.logsigmoid(i) - F.logsigmoid(f)  # log i - log f
+        return torch.sigmoid(-log_ratio), torch.sigmoid(log_ratio) * g(pre_h)
+
     def forward(self, x, h0=None):
-        kh = self.c_fc(x)
-        # the carried state enters the scan as is: g() applies to candidates only, never to h_{t-1}
-        if linear_space(x.device.type, x.size(1)):  # f' and i' = 1 - f' in linear space, as step forms them,
-            h = fused.minlstm(kh, h0)  # gates and scan in one autograd Function (fused.py)
+        kh = self.c_fc(x).to(self.c_fc.weight.dtype)  # (B, T, 3H)
+        fast = fastpath.cell("minlstm", self.gates, kh)  # as MinGRU's forward
+        if fast is not None:
+            h = fast(kh, h0)
         else:
-            f, i, pre_h = kh.chunk(3, dim=-1)
-            # log f' = -softplus(log i - log f), log i' = -softplus(log f - log i), with log sigmoid(u) = -softplus(-u)
-            diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
-            log_f, log_i = -F.softplus(diff), -F.softplus(-diff)
-            h = scan(log_f, log_i + log_g(pre_h), h0)
+            a, b = self.gates(kh)
+            h = scan_linear(a, b, h0)
         return self.dropout(self.c_proj(h.to(x.dtype))), h[:, -1]
 
     def step(self, x, h):
-        f, i, pre_h = self.c_fc(x).chunk(3, dim=-1)
-        # f' = f / (f + i) = sigmoid(log f - log i), i' = 1 - f': the forward's log-space form, never 0 / 0 when
-        # both sigmoids underflow to 0
-        diff = F.softplus(-f) - F.softplus(-i)  # log i - log f
-        h = torch.sigmoid(-diff) * h + torch.sigmoid(diff) * g(pre_h)
+        a, b = self.gates(self.c_fc(x).to(self.c_fc.weight.dtype))
+        h = a * h + b
         return self.dropout(self.c_proj(h.to(x.dtype))), h
 
 
@@ -158,7 +162,7 @@ class Mamba(nn.Module):
     conv and SiLU; the selective SSM (Algorithm 2) with input-dependent step Delta, B and C and a diagonal A < 0;
     the D skip; y * SiLU(z) projected back. Per hidden channel d and state index n (zero-order hold on A, Euler on
     B, as the official kernels): h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] B_t[n] x_t[d], and
-    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. b is signed, so the scan runs in linear space (scan_linear)."""
+    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. ssm() is that recurrence, for forward and step alike."""
 
     def __init__(self, config):
         super().__init__()
@@ -187,12 +191,20 @@ class Mamba(nn.Module):
         dt = torch.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=1e-4)
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
 
-    def _ssm_inputs(self, u):
-        # u (..., hidden), after conv and SiLU -> Delta (..., hidden), B and C (..., d_state), in the parameters'
-        # dtype: under autocast the recurrence's a and b are formed in float32, not bf16
+    def ssm(self, u):
+        # u (..., H), after conv and SiLU -> a, b (..., H, N) of h_t = a_t * h_{t-1} + b_t, and C (..., N) for the
+        # readout; in the parameters' dtype, so that under autocast the recurrence runs in float32, not bf16
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dtype = self.A_log.dtype
-        return F.softplus(self.dt_proj(dt)).to(dtype), B.to(dtype), C.to(dtype)
+        dt, B, C, u = F.softplus(self.dt_proj(dt)).to(dtype), B.to(dtype), C.to(dtype), u.to(dtype)
+        A = -torch.exp(self.A_log)  # (H, N)
+        a = torch.exp(dt.unsqueeze(-1) * A)  # zero-order hold: in (0, 1]
+        b = (dt * u).unsqueeze(-1) * B.unsqueeze(-2)  # Euler: signed, so the scan runs in linear space
+        return a, b, C
+
+    def readout(self, h, C, u, z):
+        # y = (C . h + D x) * SiLU(z): h (..., H, N), C (..., N), u and z (..., H) -> (..., H)
+        return (torch.einsum("...hn,...n->...h", h, C) + self.D * u) * F.silu(z)
 
     def forward(self, x, h0=None, tail=None):
         # parallel: x (B, T, C), h0 (B, H, N) and the conv's tail (B, k-1, H), or None for zeros
@@ -202,29 +214,21 @@ class Mamba(nn.Module):
         if self.conv is not None:
             u, tail = self.conv(u, tail)
         u = F.silu(u)
-        dt, B, C = self._ssm_inputs(u)  # (B, T, H), (B, T, N), (B, T, N)
-        A = -torch.exp(self.A_log)  # (H, N)
-        a = torch.exp(dt.unsqueeze(-1) * A)  # (B, T, H, N), in (0, 1]
-        b = (dt * u).unsqueeze(-1) * B.unsqueeze(2)  # (B, T, H, N), signed
+        a, b, C = self.ssm(u)  # (B, T, H, N), (B, T, H, N), (B, T, N)
         h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1))
         h = h.view(Bsz, T, self.hidden, self.d_state)  # float32 even under autocast
-        y = torch.einsum("bthn,btn->bth", h, C) + self.D * u  # (B, T, H): C_t . h_t + D x_t
-        y = y.to(x.dtype) * F.silu(z)
-        return self.dropout(self.c_proj(y)), h[:, -1], tail
+        return self.dropout(self.c_proj(self.readout(h, C, u, z))), h[:, -1], tail
 
     def step(self, x, h, tail=None):
-        # recurrent: x (B, C), h (B, H, N), tail (B, k-1, H) or None: the recurrence of the docstring as written
+        # recurrent: x (B, C), h (B, H, N), tail (B, k-1, H) or None -> y (B, C), the next h and tail
         u, z = self.in_proj(x).chunk(2, dim=-1)
         if self.conv is not None:
             u, tail = self.conv(u.unsqueeze(1), tail)
             u = u.squeeze(1)
         u = F.silu(u)
-        dt, B, C = self._ssm_inputs(u)  # (B, H), (B, N), (B, N)
-        A = -torch.exp(self.A_log)
-        h = torch.exp(dt.unsqueeze(-1) * A) * h + (dt * u).unsqueeze(-1) * B.unsqueeze(1)  # (B, H, N)
-        y = (h * C.unsqueeze(1)).sum(dim=-1) + self.D * u
-        y = y.to(x.dtype) * F.silu(z)
-        return self.dropout(self.c_proj(y)), h, tail
+        a, b, C = self.ssm(u)  # (B, H, N), (B, H, N), (B, N)
+        h = a * h + b
+        return self.dropout(self.c_proj(self.readout(h, C, u, z))), h, tail
 
 
 class CausalSelfAttention(nn.Module):
@@ -269,6 +273,11 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
+# config.mixer -> its class. A new mixer: a class with forward (parallel) and step (one token), and a line here;
+# Block and GPT.init_state handle an RNN whose state is one (B, hidden) tensor (README, "Hacking")
+MIXERS = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM, "mamba": Mamba}
+
+
 class Block(nn.Module):
     """norm -> (conv) -> mixer -> residual, then norm -> MLP -> residual (unless config.mlp is False)."""
 
@@ -279,8 +288,7 @@ class Block(nn.Module):
         # the conv before the mixer; Mamba has its own inside
         self.conv = CausalConv(config.n_embd, config.conv, config.bias) if config.conv and config.mixer != "mamba" \
             else None
-        self.mixer = {"attn": CausalSelfAttention, "mingru": MinGRU, "minlstm": MinLSTM,
-                      "mamba": Mamba}[config.mixer](config)
+        self.mixer = MIXERS[config.mixer](config)
         self.ln_2 = make_norm(config) if config.mlp else None
         self.mlp = MLP(config) if config.mlp else None
 
@@ -327,12 +335,12 @@ class Block(nn.Module):
 
 @dataclass
 class GPTConfig:
-    block_size: int = 1024
-    vocab_size: int = 50304  # GPT-2's 50257, padded up to a multiple of 64 for efficiency
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
-    dropout: float = 0.0
+    block_size: int = 1024  # training context in tokens (the GPT's learned positions; the RNNs run past it)
+    vocab_size: int = 50304  # GPT-2's 50257 padded to a multiple of 64; train.py's None: the dataset's
+    n_layer: int = 12  # blocks
+    n_head: int = 12  # attention heads (the GPT only)
+    n_embd: int = 768  # width of the residual stream
+    dropout: float = 0.0  # on the residual branches and attention weights, training only
     bias: bool = True  # bias in Linears, convs and LayerNorms, as GPT-2
     mixer: str = "attn"  # "attn" | "mingru" | "minlstm" | "mamba"
     expansion: float = 1.0  # the paper's alpha (Mamba's expand): RNN hidden width = expansion * n_embd
@@ -345,7 +353,7 @@ class GPTConfig:
     tie_embeddings: bool = True  # the token embedding is lm_head's weight (nanoGPT); False: two matrices
 
     def __post_init__(self):
-        for key, valid in (("mixer", MIXERS), ("norm", NORMS), ("init", INITS)):
+        for key, valid in (("mixer", tuple(MIXERS)), ("norm", NORMS), ("init", INITS)):
             if getattr(self, key) not in valid:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(valid)}")
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "d_state"):

@@ -9,7 +9,6 @@ The prompt is processed in parallel (prefill); then each token is one recurrent 
 fixed-size state, so they can generate far past block_size in constant memory. The GPT's state is its KV cache,
 which --cache bounds to --cache_size entries per layer (cache.py); its learned positions still stop it at block_size.
 """
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -17,23 +16,32 @@ from dataclasses import dataclass
 import torch
 
 from cache import make_cache
-from common import CheckpointError, autocast_context, load_checkpoint, load_meta, resolve_device, tokenizer
+from common import (
+    CheckpointError,
+    autocast_context,
+    load_checkpoint,
+    load_meta,
+    newest_checkpoint,
+    resolve_device,
+    tokenizer,
+    train_command,
+)
 from configurator import ConfigError, parse_config
 from model import GPT, GPTConfig, state_nbytes
 
 
 @dataclass
 class SampleConfig:
-    out_dir: str = "out"
+    out_dir: str = "out"  # the training run's folder: ckpt.pt, or last.pt where that is newer
     start: str = "\n"  # the prompt, or FILE:path to read it from a file
-    num_samples: int = 1
+    num_samples: int = 1  # samples to draw, one after another
     max_new_tokens: int | None = None  # None: 500, or as many as the GPT's block_size leaves room for
     temperature: float = 0.8  # 1.0 = as trained, < 1 = more conservative, 0 = greedy
-    top_k: int | None = 200
+    top_k: int | None = 200  # keep only the k most likely tokens (None: all)
     top_p: float | None = None  # nucleus sampling: keep the smallest set of tokens with this much probability
-    seed: int = 1337
-    device: str = "auto"
-    dtype: str = "float32"
+    seed: int = 1337  # seeds the sampling
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    dtype: str = "float32"  # float32, bfloat16 or float16
     cache: str | None = None  # GPT only: full, window, sink, h2o or tova (default full)
     cache_size: int | None = None  # GPT only: entries per layer for a bounded cache
 
@@ -51,7 +59,9 @@ def check(c, model_config):
         raise ConfigError(f"cache_size must be >= 1; got {c.cache_size}")
     if model_config.mixer != "attn" and (c.cache is not None or c.cache_size is not None):
         raise ConfigError(f"--cache and --cache_size apply to the GPT's KV cache; this is a {model_config.mixer} "
-                          f"model, whose state has a fixed size: drop them")
+                          f"model, whose state has a fixed size: drop them, or train a GPT to try them on "
+                          f"(python train.py config/shakespeare_char_cpu_gpt.py, then "
+                          f"--out_dir=out-shakespeare-char-cpu-gpt)")
     cache = {}
     if model_config.mixer == "attn":
         cache = {"policy": c.cache or "full", "size": c.cache_size}
@@ -75,8 +85,15 @@ def read_prompt(start):
 
 
 def load_model(out_dir, device):
-    """The model and its tokenizer, rebuilt from out_dir/ckpt.pt alone."""
-    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), map_location=device)
+    """The model and its tokenizer, rebuilt from out_dir's newest checkpoint alone (ckpt.pt, or last.pt where a Ctrl-C
+    wrote it after ckpt.pt)."""
+    path = newest_checkpoint(out_dir)
+    if path is None:
+        raise CheckpointError(f"no checkpoint in {out_dir} (ckpt.pt or last.pt); {train_command(out_dir)}")
+    ckpt = load_checkpoint(path, map_location=device)
+    if path.endswith("last.pt"):
+        print(f"reading {path} (iteration {ckpt.get('iter_num', '?')}, saved when training stopped; it is newer "
+              f"than ckpt.pt, if there is one)", file=sys.stderr)
     try:
         model = GPT(GPTConfig(**ckpt["model_args"]))
         model.load_state_dict(ckpt["model"])
@@ -114,6 +131,10 @@ def main(argv=None):
             if c.max_new_tokens < 1:
                 raise ConfigError(f"the prompt ({len(ids)} tokens) fills the GPT's block_size="
                                   f"{model.config.block_size}; shorten it")
+            if room < 500:
+                print(f"note: the GPT stops at block_size={model.config.block_size} tokens (its positions are "
+                      f"learned), so it generates {room} after the prompt's {len(ids)}; an RNN mixer has no such "
+                      f"limit", file=sys.stderr)
         total = len(ids) + c.max_new_tokens
         if model.config.mixer == "attn" and total > model.config.block_size:
             raise ConfigError(f"the GPT has learned positions for block_size={model.config.block_size} tokens, "

@@ -1,10 +1,11 @@
 """
 The linear recurrence h_t = a_t * h_{t-1} + b_t over a whole sequence at once.
 
-minGRU and minLSTM compute their gates from the input alone, so a_t and b_t are known for every t before the
-recurrence runs and h can be computed in parallel over time. Inputs come in log space, log_a and log_b of shape
-(B, T, D), because that is how the models produce them (Feng et al. 2024, Appendix B); h0 is a (B, D) state in
-linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
+minGRU, minLSTM and Mamba compute their gates from the input alone, so a_t and b_t are known for every t before the
+recurrence runs and h can be computed in parallel over time. The models give a and b in linear space, to
+scan_linear (below). scan() takes them in log space, log_a and log_b of shape (B, T, D), as the paper's Appendix B
+writes minGRU and minLSTM (Heinsen's form, for a model whose b > 0 is easier to write as a logarithm); h0 is a
+(B, D) state in linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
 
 - reference:   a plain loop in float64. Slow; the ground truth the tests compare everything with.
 - log:         Heinsen's log-space scan (arXiv 2311.06281): one cumsum and one logcumsumexp. Short and parallel,
@@ -18,17 +19,17 @@ linear space, >= 0, or None for zeros. Every backend returns h (B, T, D):
 - chunked:     linear space with its own backward. Chunks of ~sqrt(T) steps are scanned side by side, then the
                state is carried across chunks: about 2*sqrt(T) small sequential steps instead of T. The gradient is
                the same recurrence run in reverse, so backward costs one more such scan. The default on CPU.
-- triton:      one Triton kernel each way (scan_triton.py): every channel walks its T steps in registers, the
+- triton:      one Triton kernel each way (kernels/triton_scan.py): every channel walks its T steps in registers, the
                inputs read once, nothing else built. Linear space, like chunked. Parallel over batch and channels
                only, so it is the default on CUDA up to T = 2048 when Triton is installed (it comes with CUDA builds
                of PyTorch), chunked_log beyond (bench_out/gpu_scan.json).
-- c:           the same on a CPU: one C loop each way (kernels.c), every channel walking its T steps, vectorised
-               over channels and spread over batch rows and channel blocks. The default on CPU when kernels.c
-               builds (kernels.py; C_KERNELS=0 turns it off), else chunked.
+- c:           the same on a CPU: one C loop each way (kernels/cpu.c), every channel walking its T steps, vectorised
+               over channels and spread over batch rows and channel blocks. The default on CPU when cpu.c
+               builds (kernels/build.py; C_KERNELS=0 turns it off), else chunked.
 
 scan_linear(a, b, h0) is the same recurrence with a >= 0 and b, h0 of any sign given in linear space (Mamba's b
 is signed, so it has no logarithm). The backends that work in linear space serve it: reference, chunked (the
-default where kernels.c does not build), c (the CPU's default) and triton (on CUDA up to T = 2048). log and
+default where kernels/cpu.c does not build), c (the CPU's default) and triton (on CUDA up to T = 2048). log and
 chunked_log take logarithms and cannot.
 
 Every backend computes in float32 (float64 inputs stay float64), with autocast off, so bf16/fp16 training never
@@ -41,11 +42,11 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-import kernels
-from kernels import ptr
+from kernels import build
+from kernels.build import ptr
 
 try:
-    from scan_triton import scan_triton, scan_triton_linear
+    from kernels.triton_scan import scan_triton, scan_triton_linear
 except ImportError:  # Triton is optional; CUDA builds of PyTorch install it
     scan_triton = scan_triton_linear = None
 
@@ -158,13 +159,13 @@ def scan_chunked(log_a, log_b, h0=None):
 
 
 class _LinearScanC(torch.autograd.Function):
-    """The c backend: kernels.c's scan_forward and scan_backward, the same recurrences as _LinearScan's."""
+    """The c backend: kernels/cpu.c's scan_forward and scan_backward, the same recurrences as _LinearScan's."""
 
     @staticmethod
     def forward(ctx, a, b, h0):
         a, b, h0 = a.contiguous(), b.contiguous(), None if h0 is None else h0.contiguous()
         h = torch.empty_like(a)
-        kernels.library(a.dtype).scan_forward(ptr(a), ptr(b), ptr(h0), ptr(h), *a.shape)
+        build.library(a.dtype).scan_forward(ptr(a), ptr(b), ptr(h0), ptr(h), *a.shape)
         ctx.save_for_backward(a, h, h0)
         return h
 
@@ -175,7 +176,7 @@ class _LinearScanC(torch.autograd.Function):
         grad_h = grad_h.to(h.dtype).contiguous()  # held in a name while C reads it
         da, db = torch.empty_like(a), torch.empty_like(a)
         dh0 = torch.empty_like(h0) if h0 is not None and ctx.needs_input_grad[2] else None
-        kernels.library(a.dtype).scan_backward(ptr(a), ptr(h0), ptr(h), ptr(grad_h), ptr(da), ptr(db), ptr(dh0),
+        build.library(a.dtype).scan_backward(ptr(a), ptr(h0), ptr(h), ptr(grad_h), ptr(da), ptr(db), ptr(dh0),
                                                *a.shape)
         return da, db, dh0
 
@@ -195,11 +196,6 @@ def _checked_inputs(fn, names, x, y, h0):
     return x.to(dtype), y.to(dtype), None if h0 is None else h0.to(dtype)
 
 
-def linear_space(device_type, T):
-    """Whether the mixers should form a and b in linear space (scan_linear) rather than in log space (scan)."""
-    return default_backend(device_type, T) in ("chunked", "c")
-
-
 _IMPLS = {"reference": scan_reference, "log": scan_log, "chunked_log": scan_chunked_log, "chunked": scan_chunked,
           "triton": scan_triton, "c": scan_c}
 _LINEAR_IMPLS = {"reference": scan_linear_reference, "chunked": _LinearScan.apply, "triton": scan_triton_linear,
@@ -207,9 +203,9 @@ _LINEAR_IMPLS = {"reference": scan_linear_reference, "chunked": _LinearScan.appl
 
 
 def c_usable(device_type):
-    """Whether the c backend can run on this device: a CPU, kernels.c built, C_KERNELS unset or 1, outside
+    """Whether the c backend can run on this device: a CPU, kernels/cpu.c built, C_KERNELS unset or 1, outside
     torch.compile."""
-    return device_type == "cpu" and kernels.available()
+    return device_type == "cpu" and build.available()
 
 
 def triton_usable(device_type):
@@ -245,7 +241,7 @@ def _check_backend(backend, impls, device_type):
         raise ValueError("the triton scan backend needs Triton (pip install triton) and CUDA tensors, or "
                          "TRITON_INTERPRET=1 to run it on the CPU (slowly, for tests)")
     if backend == "c" and not c_usable(device_type):
-        raise ValueError("the c scan backend needs CPU tensors and kernels.c built with a C compiler (see the "
+        raise ValueError("the c scan backend needs CPU tensors and kernels/cpu.c built with a C compiler (see the "
                          "warning above, or set CC=...), and runs neither under torch.compile nor with C_KERNELS=0; "
                          "choose chunked instead")
 
@@ -261,8 +257,7 @@ def scan(log_a, log_b, h0=None, backend=None):
 
 def scan_linear(a, b, h0=None, backend=None):
     """h_t = a_t * h_{t-1} + b_t with a, b (B, T, D) in linear space (a >= 0, b of any sign) and h0 (B, D) or None,
-    without the round trip through log space. minGRU and minLSTM use it on the CPU, where they form a and b as
-    their step does; Mamba everywhere (its b is signed)."""
+    without the round trip through log space: the parallel path of every RNN mixer in model.py."""
     a, b, h0 = _checked_inputs("scan_linear", ("a", "b"), a, b, h0)
     backend = backend or default_linear_backend(a.device.type, a.size(1))
     _check_backend(backend, _LINEAR_IMPLS, a.device.type)

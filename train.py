@@ -42,47 +42,50 @@ from model import GPT, GPTConfig
 @dataclass
 class TrainConfig:
     # I/O
-    out_dir: str = "out"
-    eval_interval: int = 2000
-    log_interval: int = 1
-    eval_iters: int = 200
-    eval_only: bool = False
+    out_dir: str = "out"  # where ckpt.pt (best val loss), last.pt and the run's log go
+    eval_interval: int = 2000  # evaluate (and checkpoint) every this many iterations
+    log_interval: int = 1  # print the training loss every this many iterations
+    eval_iters: int = 200  # batches per split in each evaluation
+    eval_only: bool = False  # evaluate the checkpoint in out_dir and exit (with init_from=resume)
     eval_whole_split: bool = False  # each evaluation also gives the loss over the whole val split (bench time_to_loss)
-    always_save_checkpoint: bool = True
+    always_save_checkpoint: bool = True  # save ckpt.pt at every evaluation, not only when val loss improves
     init_from: str = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
     # wandb
-    wandb_log: bool = False
-    wandb_project: str = "minrnn"
-    wandb_run_name: str = "run"
+    wandb_log: bool = False  # log to Weights & Biases (WANDB_MODE=offline works without an account)
+    wandb_project: str = "minrnn"  # the wandb project
+    wandb_run_name: str = "run"  # the wandb run's name
     # data
     dataset: str = "shakespeare_char"  # a folder of data/, or 'selective_copying' (generated on the fly)
-    gradient_accumulation_steps: int = 1
-    batch_size: int = 12
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step
+    batch_size: int = 12  # sequences per micro-batch
     copy_seq_len: int = 256  # selective copying: context length L (block_size must be >= L + copy_n_data)
     copy_n_data: int = 8  # selective copying: data tokens to copy
     # sequence length warmup: the training windows grow linearly from seq_warmup_start tokens to block_size over the
     # first seq_warmup_iters iterations (0: off), and there are more of them while they are short, so that every
     # iteration holds batch_size * block_size tokens. What lets the GPT learn at block_size 512 on the CPU budget
-    seq_warmup_iters: int = 0
-    seq_warmup_start: int = 64
+    seq_warmup_iters: int = 0  # grow the training windows over this many iterations (0: off; see above)
+    seq_warmup_start: int = 64  # the sequence length warmup's first window length
     # AdamW
-    learning_rate: float = 6e-4
-    max_iters: int = 5000
-    weight_decay: float = 1e-1
-    beta1: float = 0.9
-    beta2: float = 0.95
+    learning_rate: float = 6e-4  # AdamW's peak learning rate
+    max_iters: int = 5000  # training iterations (optimizer steps)
+    weight_decay: float = 1e-1  # AdamW's, on matrices and embeddings only
+    beta1: float = 0.9  # AdamW's first-moment decay
+    beta2: float = 0.95  # AdamW's second-moment decay
     grad_clip: float = 1.0  # 0 disables clipping
     # learning rate schedule: linear warmup, then cosine decay to min_lr
-    decay_lr: bool = True
-    warmup_iters: int = 100
-    lr_decay_iters: int = 5000
-    min_lr: float = 6e-5
+    decay_lr: bool = True  # False: a constant learning_rate
+    warmup_iters: int = 100  # linear warmup from 0 to learning_rate
+    lr_decay_iters: int = 5000  # the cosine decay ends here (usually max_iters)
+    min_lr: float = 6e-5  # the learning rate after the decay (learning_rate / 10)
     # system
     backend: str = "auto"  # DDP backend: auto (nccl on cuda, gloo otherwise), nccl or gloo
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
     dtype: str = "auto"  # auto (bfloat16 where supported, else float32), float32, bfloat16 or float16
     compile: bool | str = "auto"  # auto: torch.compile on CUDA (measured faster there), not elsewhere
-    seed: int = 1337
+    seed: int = 1337  # seeds the weights, the batches and dropout
+    # where no GPU is found, run this config instead (with the same overrides): the GPU-sized configs name their
+    # CPU recipe here. None: run the config as given, on whatever device there is
+    cpu_recipe: str | None = None
 
     def __post_init__(self):
         for key in ("eval_interval", "log_interval", "eval_iters", "gradient_accumulation_steps", "batch_size",
@@ -110,7 +113,7 @@ class TrainConfig:
 # every model field is a training key too, with GPTConfig's defaults; vocab_size None means "from the dataset"
 Config = dataclasses.make_dataclass(
     "Config", [(f.name, f.type, f.default) for f in dataclasses.fields(GPTConfig) if f.name != "vocab_size"]
-    + [("vocab_size", int | None, None)], bases=(TrainConfig,))
+    + [("vocab_size", int | None, None)], bases=(TrainConfig,), namespace={"help_from": (GPTConfig,)})
 MODEL_KEYS = [f.name for f in dataclasses.fields(GPTConfig)]
 
 
@@ -204,7 +207,7 @@ class Interrupt:
         print("\ninterrupt: saving a checkpoint at the end of this iteration (Ctrl-C again to quit now)")
 
 
-def train(c):
+def train(c, config_files=()):
     ddp = int(os.environ.get("RANK", -1)) != -1
     if ddp:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() else "cpu"
@@ -331,7 +334,7 @@ def train(c):
             if n := remove_stale_temp_files(c.out_dir):
                 log(f"removed {n} half-written checkpoint file(s) that an earlier, killed save left in {c.out_dir}")
             if device_type == "cpu" and not c.eval_only and iter_num < c.max_iters:
-                warn_if_slow(raw_model, batches, ctx, c, iter_num, log)
+                warn_if_slow(raw_model, batches, ctx, c, iter_num, log, config_files)
         start_iter = iter_num
         t0, running_mfu, last_loss = time.time(), -1.0, None
         train_seconds = 0.0  # wall time spent in training iterations in this process, evaluations and saves left out
@@ -359,6 +362,7 @@ def train(c):
         whole = None  # (iteration, whole-split val loss, tokens) of the last eval_whole_split evaluation
 
         x, y = first_batch(iter_num)
+        first_iteration = True
         while True:
             lr = get_lr(iter_num, c)
             for group in optimizer.param_groups:
@@ -408,6 +412,9 @@ def train(c):
                 nonfinite_at = torch.where((nonfinite_at < 0) & ~torch.isfinite(loss.detach()), iter_num,
                                            nonfinite_at)
                 scaler.scale(loss).backward()
+            if first_iteration and master:
+                warn_if_untrained(raw_model, log)
+                first_iteration = False
             if c.grad_clip != 0.0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
@@ -459,27 +466,40 @@ def train(c):
 SLOW_RUN_SECONDS = 15 * 60
 
 
-def warn_if_slow(model, batches, ctx, c, iter_num, log):
-    """On a CPU, time one training step before the first evaluation (which, at a GPU config's eval_iters, runs
+def warn_if_untrained(model, log):
+    """After the first backward: name every parameter that requires a gradient and got none. Nothing trains it: an
+    edit to model.py added it but the computation never reads it (or a path that runs bypasses it)."""
+    idle = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    if idle:
+        log(f"warning: {len(idle)} parameter(s) got no gradient in the first backward and will not train: "
+            f"{', '.join(idle)}")
+
+
+def warn_if_slow(model, batches, ctx, c, iter_num, log, config_files=()):
+    """On a CPU, time a few training steps before the first evaluation (which, at a GPU config's eval_iters, runs
     minutes before the first line), and say how long the run will take when that is long. The loop reseeds every
-    random stream at each iteration, so this step changes nothing that follows."""
+    random stream at each iteration, so these steps change nothing that follows."""
     x, y = batches.get("train", torch.Generator().manual_seed(0))
-    times = []
-    for _ in range(2):  # the first step is slower (allocations), the second is the one to go by
+    times, t_end = [], time.time() + 10  # at most ~10 s of timing, however slow a step is
+    while len(times) < 6 and (len(times) < 2 or time.time() < t_end):
         t0 = time.time()
         with ctx:
             _, loss = model(x, y)
         loss.backward()
         times.append(time.time() - t0)
     model.zero_grad(set_to_none=True)
-    step = min(times) * c.gradient_accumulation_steps * 1.1  # + the optimizer
+    times = sorted(times[1:])  # the first step is slower (allocations)
+    step = times[len(times) // 2] * c.gradient_accumulation_steps * 1.1  # the median, + the optimizer
     evals = (c.max_iters - iter_num) // c.eval_interval + 1
     total = step * (c.max_iters - iter_num) + evals * 2 * c.eval_iters * step / 3  # an eval batch: forward only
     if total > SLOW_RUN_SECONDS:
-        mixer = {"attn": "gpt"}.get(c.mixer, c.mixer)
+        cpu_config = f"config/shakespeare_char_cpu_{ {'attn': 'gpt'}.get(c.mixer, c.mixer)}.py"
+        running_it = any(os.path.abspath(f) == os.path.abspath(cpu_config) for f in config_files)
+        advice = "lower max_iters or eval_iters for a shorter run" if running_it or c.dataset != "shakespeare_char" \
+            else f"for a run of minutes, try {cpu_config}"
         log(f"note: on this CPU the run will take about {total / 3600:.1f} h ({step * 1000:.0f} ms per iteration, "
-            f"{c.max_iters - iter_num} iterations, {evals} evaluations of {2 * c.eval_iters} batches). For a run of "
-            f"minutes, try config/shakespeare_char_cpu_{mixer}.py")
+            f"the median of {len(times)} timed steps; {c.max_iters - iter_num} iterations, {evals} evaluations of "
+            f"{2 * c.eval_iters} batches); {advice}")
 
 
 class TrainingError(RuntimeError):
@@ -501,8 +521,16 @@ def check_ranks_in_sync(model):
 
 def main(argv=None):
     try:
-        c = parse_config(Config, sys.argv[1:] if argv is None else argv)
-        train(c)
+        argv = sys.argv[1:] if argv is None else argv
+        c = parse_config(Config, argv)
+        config_files = [a for a in argv if not a.startswith("-")]
+        if c.cpu_recipe and resolve_device(c.device) == "cpu" and int(os.environ.get("RANK", -1)) == -1:
+            print(f"no GPU here: {', '.join(config_files) or 'this config'} is sized for one (hours to days on a "
+                  f"CPU), so this runs its CPU recipe, {c.cpu_recipe}, a few minutes (the overrides given still "
+                  f"apply). For the GPU budget on this CPU anyway: --cpu_recipe=None", flush=True)
+            config_files = [c.cpu_recipe]
+            c = parse_config(Config, [c.cpu_recipe, *(a for a in argv if a.startswith("--")), "--cpu_recipe=None"])
+        train(c, config_files)
     except (ConfigError, CheckpointError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

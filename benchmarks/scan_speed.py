@@ -65,34 +65,30 @@ def bench_scan(args):
 
 
 def bench_cells(args):
-    """The CPU's fused cells in both forms (fused.py: kernels.c's, and C_KERNELS=0's PyTorch ops in one autograd
-    Function) against the same cells from plain ops through the chunked scan, which autograd differentiates op by
-    op: forward + backward of one layer's gates and scan, at the CPU configs' widths (minGRU 171, minLSTM 128),
-    batch 12."""
-    import fused
-    import kernels
-    use_c = kernels.USE_C
-    forms = (["C"] if kernels.available() else []) + ["fused ops", "plain ops"]
+    """The CPU's cells: kernels/cpu.c's (what runs where model.py is as shipped) against model.py's definition, its
+    gates as PyTorch ops, then scan_linear by the c backend (what runs after an edit that makes the cell step aside)
+    or by the chunked one (C_KERNELS=0): forward + backward of one layer's gates and scan, at the CPU configs'
+    widths (minGRU 171, minLSTM 128), batch 12."""
+    from kernels import build, cells
+    from model import GPTConfig, MinGRU, MinLSTM
+    from scan import c_usable, scan_linear
+    forms = (["C"] if build.available() else []) + (["ops + c scan"] if c_usable("cpu") else []) + ["ops + chunked"]
     rows, results = [], []
     for T in ([64] if args.quick else [64, 1024]):
-        for name, parts, H in (("mingru", 2, 171), ("minlstm", 3, 128)):
+        for name, cls, parts, H in (("mingru", MinGRU, 2, 171), ("minlstm", MinLSTM, 3, 128)):
             kh = torch.randn(12, T, parts * H, generator=torch.Generator().manual_seed(0), requires_grad=True)
-            runs = {}
-            for form in forms:
-                fn = getattr(fused, name) if form != "plain ops" else \
-                    partial(getattr(fused, f"{name}_reference"), backend="chunked")
-
-                def run(fn=fn, kh=kh, c=form == "C"):
-                    kernels.USE_C = c
-                    torch.autograd.grad(fn(kh).sum(), kh)
-                runs[form] = run
+            gates = cls(GPTConfig(n_embd=H, n_head=1, mixer=name)).gates
+            fns = {"C": partial(cells.cell, name),
+                   "ops + c scan": lambda kh, gates=gates: scan_linear(*gates(kh), backend="c"),
+                   "ops + chunked": lambda kh, gates=gates: scan_linear(*gates(kh), backend="chunked")}
+            runs = {form: partial(lambda fn, kh: torch.autograd.grad(fn(kh).sum(), kh), fns[form], kh)
+                    for form in forms}
             times = interleaved_medians(runs, repeats=5 if args.quick else 50)
-            kernels.USE_C = use_c
-            base = times["plain ops"]
+            base = times["ops + chunked"]
             rows.append([name, T] + [f"{times[f] * 1e3:.2f} ({base / times[f]:.2f}x)" for f in forms])
-            results.append({"cell": name, "T": T, "H": H, **{f"{f.replace(' ', '_')}_ms": times[f] * 1e3
-                                                             for f in forms}})
-    print("\nthe CPU's cells, gates and scan forward+backward, B=12, float32: fused.py's forms against plain ops "
-          "(speed-up over plain ops)")
+            results.append({"cell": name, "T": T, "H": H, **{f"{f.replace(' + ', '_').replace(' ', '_')}_ms":
+                                                             times[f] * 1e3 for f in forms}})
+    print("\nthe CPU's cells, gates and scan forward+backward, B=12, float32: cpu.c's cell and model.py's definition "
+          "(speed-up over the definition with the chunked scan)")
     print_table(["cell", "T"] + [f"{f} ms" for f in forms], rows)
     return results

@@ -9,18 +9,18 @@ RECIPES = {"cpu": "config/shakespeare_char_cpu_{}.py", "baby": "config/shakespea
 def bench_throughput(args):
     """Every (mixer, setting) built first, then timed in rounds, one step of each per round: the machine's drift
     during the run falls on all of them alike, so the ratios between them hold even where the ms do not."""
-    import kernels
     import scan as scan_module
     import train
     from configurator import parse_config
+    from kernels import build
     from model import GPT, GPTConfig
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     # (compile, dtype, scan backend or None for the default): on CUDA eager float32, eager bf16 and compiled bf16 (the
-    # baby configs' dtype=auto), and for the RNNs compiled bf16 on the log scan too; on the CPU eager and compiled, and
-    # for minGRU/minLSTM eager with C_KERNELS=0 too (scan "ops": their PyTorch-op cells instead of kernels.c's)
+    # baby configs' dtype=auto); on the CPU eager and compiled, and for minGRU/minLSTM eager with C_KERNELS=0 too
+    # (scan "ops": model.py's gates as PyTorch ops and the chunked scan, instead of cpu.c's cells)
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
-    original, original_c = scan_module.DEFAULT_BACKEND, kernels.USE_C
+    original, original_c = scan_module.DEFAULT_BACKEND, build.USE_C
     entries = []  # (row, model, step function)
     for mixer in args.mixers:
         c = parse_config(train.Config, [RECIPES[args.recipe].format(mixer)])
@@ -28,8 +28,7 @@ def bench_throughput(args):
         model_keys = {k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}
         cfg = GPTConfig(**{**model_keys, "block_size": T}, vocab_size=65)
         default = scan_module.default_backend(device, T)
-        extra = [(True, "bfloat16", "log")] if device == "cuda" and mixer != "gpt" and default != "log" else []
-        extra += [(False, "float32", "ops")] if device == "cpu" and mixer in ("mingru", "minlstm") else []
+        extra = [(False, "float32", "ops")] if device == "cpu" and mixer in ("mingru", "minlstm") else []
         for compiled, dtype, backend in variants + extra:
             torch.manual_seed(0)
             raw = GPT(cfg).to(device)
@@ -40,20 +39,20 @@ def bench_throughput(args):
 
             def step(model=model, opt=opt, x=x, autocast=autocast, backend=backend or original):
                 # the setting's scan and cells, while it runs
-                scan_module.DEFAULT_BACKEND, kernels.USE_C = (original, False) if backend == "ops" else \
+                scan_module.DEFAULT_BACKEND, build.USE_C = (original, False) if backend == "ops" else \
                     (backend, original_c)
                 with autocast:
                     _, loss = model(x, x)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-            # what runs the recurrence: kernels.c on an eager CPU (the fused cells, or Mamba's c scan), the chunked
+            # what runs the recurrence: cpu.c on an eager CPU (the checked cells, or Mamba's c scan), the chunked
             # scan's PyTorch ops with C_KERNELS=0 and under torch.compile (a ctypes call would break the graph)
-            c_runs = device == "cpu" and not compiled and original_c and kernels.library(torch.float32) is not None
+            c_runs = device == "cpu" and not compiled and original_c and build.library(torch.float32) is not None
             if device == "cpu" and original is None:
                 default = "c" if c_runs else "chunked"
             scan = "" if mixer == "gpt" else "chunked, C_KERNELS=0" if backend == "ops" else \
-                "kernels.c cell" if c_runs and mixer != "mamba" else backend or default
+                "cpu.c cell" if c_runs and mixer != "mamba" else backend or default
             row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": scan, "B": B, "T": T}
             try:
                 for _ in range(3 if args.quick else 5):  # warm-up, and compilation
@@ -62,11 +61,11 @@ def bench_throughput(args):
             except Exception as e:  # torch.compile needs a working compiler toolchain; report, don't crash
                 print(f"{mixer} compile={compiled}: failed ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
             finally:  # the next setting's label and default see the run's own settings, not this step's
-                scan_module.DEFAULT_BACKEND, kernels.USE_C = original, original_c
+                scan_module.DEFAULT_BACKEND, build.USE_C = original, original_c
     repeats = args.repeats or (5 if args.quick else 50)
     medians = interleaved_medians({i: step for i, (_, _, step) in enumerate(entries)}, repeats=repeats,
                                   warmup=0)  # warmed up (and compiled) above
-    scan_module.DEFAULT_BACKEND, kernels.USE_C = original, original_c
+    scan_module.DEFAULT_BACKEND, build.USE_C = original, original_c
     rows, results = [], []
     for i, (row, raw, _) in enumerate(entries):
         seconds = medians[i]

@@ -1,6 +1,7 @@
 # Character-level Shakespeare with nanoGPT's baby-GPT budget, mixer: mamba. Sized for a GPU (~minutes on an A100).
 # python train.py config/shakespeare_char_mamba.py
 out_dir = "out-shakespeare-char-mamba"
+cpu_recipe = "config/shakespeare_char_cpu_mamba.py"  # runs instead without a GPU (--cpu_recipe=None: this one)
 eval_interval = 250  # frequent evals: this small model overfits
 eval_iters = 200
 log_interval = 10

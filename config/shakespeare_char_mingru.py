@@ -1,6 +1,7 @@
 # Character-level Shakespeare with nanoGPT's baby-GPT budget, mixer: mingru. Sized for a GPU (~minutes on an A100).
 # python train.py config/shakespeare_char_mingru.py
 out_dir = "out-shakespeare-char-mingru"
+cpu_recipe = "config/shakespeare_char_cpu_mingru.py"  # runs instead without a GPU (--cpu_recipe=None: this one)
 eval_interval = 250  # frequent evals: this small model overfits
 eval_iters = 200
 log_interval = 10

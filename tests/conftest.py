@@ -1,24 +1,43 @@
-"""Test setup: point the data scripts at the offline copies in shared/data (SHARED_DATA, else ../shared/data)."""
+"""Test setup. Everything runs from the repository alone: the tests that train read an excerpt of tiny Shakespeare
+shipped in tests/data/, prepared once per session into a temporary data folder (MINRNN_DATA_DIR), never into data/.
+Where ../shared/data (or SHARED_DATA) has the offline copies, the data scripts read them instead of downloading."""
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXCERPT = os.path.join(ROOT, "tests", "data", "tinyshakespeare_excerpt.txt")  # its first 48 KB, public domain
 SHARED_DATA = os.environ.get("SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
-os.environ.setdefault("SHAKESPEARE_INPUT", os.path.join(SHARED_DATA, "tinyshakespeare", "input.txt"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(SHARED_DATA, "tiktoken_cache"))
+if os.path.exists(os.path.join(SHARED_DATA, "tinyshakespeare", "input.txt")):
+    os.environ.setdefault("SHAKESPEARE_INPUT", os.path.join(SHARED_DATA, "tinyshakespeare", "input.txt"))
+if os.path.isdir(os.path.join(SHARED_DATA, "tiktoken_cache")):
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(SHARED_DATA, "tiktoken_cache"))
 os.environ.setdefault("WANDB_MODE", "offline")
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # the triton scan backend's kernels, on the CPU (slowly)
 os.environ["CI"] = "true"  # plain log lines instead of a progress bar, also in subprocesses
+# the tests' datasets, apart from the user's data/ (set before common is imported: it reads this once)
+os.environ["MINRNN_DATA_DIR"] = tempfile.mkdtemp(prefix="minrnn-test-data-")
+atexit.register(shutil.rmtree, os.environ["MINRNN_DATA_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def char_dataset():
-    """Tiny Shakespeare, character level, prepared once into data/shakespeare_char/."""
-    if not os.path.exists(os.environ["SHAKESPEARE_INPUT"]):
-        pytest.fail(f"tiny Shakespeare not found at {os.environ['SHAKESPEARE_INPUT']}; set SHARED_DATA")
-    from common import prepare_dataset
-    prepare_dataset("shakespeare_char")
+    """tests/data's excerpt of tiny Shakespeare at the character level, as data/shakespeare_char/prepare.py prepares
+    the whole corpus (59 characters, 43 K training and 5 K validation tokens), under the name shakespeare_char."""
+    import importlib.util
+
+    import common
+    spec = importlib.util.spec_from_file_location("prepare_char", os.path.join(common.SCRIPTS_DIR, "shakespeare_char",
+                                                                               "prepare.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out_dir = common.dataset_dir("shakespeare_char")
+    if not os.path.exists(os.path.join(out_dir, "meta.json")):
+        os.makedirs(out_dir, exist_ok=True)
+        module.prepare(EXCERPT, out_dir)
     return "shakespeare_char"

@@ -10,12 +10,13 @@ import pytest
 import common
 from common import DataError, load_meta, prepare_dataset
 
-SCRIPTS = sorted(d for d in os.listdir(common.DATA_DIR) if os.path.exists(os.path.join(common.DATA_DIR, d,
-                                                                                       "prepare.py")))
+SCRIPTS = sorted(d for d in os.listdir(common.SCRIPTS_DIR) if os.path.exists(os.path.join(common.SCRIPTS_DIR, d,
+                                                                                          "prepare.py")))
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"prepare_{name}", os.path.join(common.DATA_DIR, name, "prepare.py"))
+    path = os.path.join(common.SCRIPTS_DIR, name, "prepare.py")
+    spec = importlib.util.spec_from_file_location(f"prepare_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -39,11 +40,14 @@ def test_unprepared_openwebtext_without_datasets_is_a_clear_error(tmp_path, monk
 def test_a_dataset_without_meta_json_is_prepared_again(tmp_path, monkeypatch):
     # a prepare killed after the .bin files but before meta.json: no vocabulary, so not a usable dataset
     monkeypatch.setattr(common, "DATA_DIR", str(tmp_path))
-    shutil.copytree(os.path.join(os.path.dirname(common.__file__), "data", "shakespeare_char"),
-                    tmp_path / "shakespeare_char", ignore=shutil.ignore_patterns("meta.json", "*.bin", "input.txt"))
+    excerpt = os.path.join(os.path.dirname(__file__), "data", "tinyshakespeare_excerpt.txt")
+    monkeypatch.setenv("SHAKESPEARE_INPUT", excerpt)
+    (tmp_path / "shakespeare_char").mkdir()
     for split in ("train", "val"):
         (tmp_path / "shakespeare_char" / f"{split}.bin").write_bytes(b"\0\0" * 100)
     prepare_dataset("shakespeare_char")
     meta = load_meta("shakespeare_char")
-    assert meta["vocab_size"] == 65
+    with open(excerpt) as f:
+        text = f.read()
+    assert meta["vocab_size"] == len(set(text)) and meta["train_tokens"] + meta["val_tokens"] == len(text)
     assert os.path.getsize(tmp_path / "shakespeare_char" / "val.bin") == 2 * meta["val_tokens"]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-import scan as scan_module
+from kernels import build
 from model import GPT, INITS, MIXERS, GPTConfig, sample_logits, state_nbytes
 
 VOCAB, BLOCK = 11, 24
@@ -15,14 +15,17 @@ CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
 RECIPE_CASES = [(mixer, conv, recipe) for mixer, conv in CASES for recipe in RECIPES]
 
 
-@pytest.fixture(params=["linear", "log"])
-def space(request, monkeypatch):
-    """The RNN mixers' two parallel forms: a and b in linear space (scan_linear, the CPU's default) and in log space
-    (scan, the GPU's; here with the chunked_log backend)."""
-    if request.param == "log":
-        monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "chunked_log")
-    assert scan_module.linear_space("cpu", 64) == (request.param == "linear")
+@pytest.fixture(params=["kernels", "definition"])
+def path(request, monkeypatch):
+    """What runs the parallel path on a CPU: "kernels", cpu.c's cells and conv where they check out against model.py
+    (as shipped, they do), and "definition", model.py's own ops (C_KERNELS=0)."""
+    monkeypatch.setattr(build, "USE_C", request.param == "kernels")
     return request.param
+
+
+def close(got, want, what):
+    """assert_close in float64, with a failure message that names the mixer, the path and what disagrees."""
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=lambda m: f"{what}:\n{m}")
 
 
 def tiny(mixer, conv=0, recipe="default", **kw):
@@ -65,33 +68,34 @@ def assert_states_equal(a, b):
 
 
 @pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
-def test_parallel_matches_step_by_step(mixer, conv, recipe, space):
+def test_parallel_matches_step_by_step(mixer, conv, recipe, path):
     model = tiny(mixer, conv, recipe)
     idx = tokens(3, 19)
     stepped, _ = stepped_logits(model, idx)
-    torch.testing.assert_close(parallel_logits(model, idx), stepped, rtol=1e-10, atol=1e-10)
+    close(parallel_logits(model, idx), stepped, f"{mixer} (conv {conv}, {recipe}): forward on the {path} path != step")
 
 
 @pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
-def test_prompt_then_step_at_every_split(mixer, conv, recipe, space):
+def test_prompt_then_step_at_every_split(mixer, conv, recipe, path):
     model = tiny(mixer, conv, recipe)
     idx = tokens(2, 13)
     full = parallel_logits(model, idx)
+    case = f"{mixer} (conv {conv}, {recipe}, {path} path)"
     for split in range(1, idx.size(1)):
         logits, state = model.prefill(idx[:, :split], model.init_state(2))
-        torch.testing.assert_close(logits, full[:, :split], rtol=1e-10, atol=1e-10)
+        close(logits, full[:, :split], f"{case}: prefill of {split} tokens != forward")
         rest, _ = stepped_logits(model, idx[:, split:], state)
-        torch.testing.assert_close(rest, full[:, split:], rtol=1e-10, atol=1e-10)
+        close(rest, full[:, split:], f"{case}: step after a prefill of {split} tokens != forward")
 
 
 @pytest.mark.parametrize("mixer,conv,recipe", RECIPE_CASES)
-def test_two_chunks_with_carried_state_match_one_pass(mixer, conv, recipe, space):
+def test_two_chunks_with_carried_state_match_one_pass(mixer, conv, recipe, path):
     model = tiny(mixer, conv, recipe)
     idx = tokens(2, 21)
     one, state_one = model.prefill(idx, model.init_state(2))
     a, state = model.prefill(idx[:, :8], model.init_state(2))
     b, state_two = model.prefill(idx[:, 8:], state)
-    torch.testing.assert_close(torch.cat([a, b], dim=1), one, rtol=1e-10, atol=1e-10)
+    close(torch.cat([a, b], dim=1), one, f"{mixer} (conv {conv}, {recipe}, {path} path): two prefills != one")
     assert_states_equal(state_two, state_one)
     # and the stepped state after the same tokens is the same state
     _, state_step = stepped_logits(model, idx)

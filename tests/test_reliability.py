@@ -72,7 +72,7 @@ def test_bf16_autocast_training_tracks_float32_for_every_mixer(tmp_path, char_da
         line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("whole val split"))
         whole[dtype] = float(line.split("loss ")[1].split()[0])
         assert load_checkpoint(os.path.join(tmp_path / dtype, "ckpt.pt"))["iter_num"] == 30
-    assert whole["float32"] < 3.5  # it learned something in 30 steps (ln 65 = 4.17)
+    assert whole["float32"] < 3.5  # it learned something in 30 steps (ln 59 = 4.08)
     assert whole["bfloat16"] == pytest.approx(whole["float32"], abs=0.05)  # and bf16 learned the same
 
 
@@ -129,7 +129,8 @@ def test_a_checkpoint_of_another_vocabulary_is_refused(tmp_path, capsys, char_da
     train.main([*TINY, f"--out_dir={tmp_path}", "--max_iters=2", "--eval_interval=2", "--vocab_size=80"])
     with pytest.raises(SystemExit):
         train.main([*TINY, f"--out_dir={tmp_path}", "--max_iters=4", "--init_from=resume"])
-    assert "vocab_size=80 there, 65 here" in capsys.readouterr().err
+    vocab = load_meta(char_dataset)["vocab_size"]
+    assert f"vocab_size=80 there, {vocab} here" in capsys.readouterr().err
 
 
 keys = st.sampled_from(["n_layer", "learning_rate", "mixer", "dropout", "compile", "vocab_size", "n_layers", "x"])
@@ -154,7 +155,7 @@ def test_fuzz_the_configurator(pairs):
 @settings(max_examples=200, deadline=None)
 @given(st.integers(-3, 3), st.floats(-2, 3), st.one_of(st.none(), st.integers(-2, 500)),
        st.one_of(st.none(), st.floats(-1, 2)), st.one_of(st.none(), st.sampled_from(["full", "tova", "x", ""])),
-       st.one_of(st.none(), st.integers(-2, 9)), st.sampled_from(MIXERS))
+       st.one_of(st.none(), st.integers(-2, 9)), st.sampled_from(list(MIXERS)))
 def test_fuzz_sample_arguments(num_samples, temperature, top_k, top_p, cache, cache_size, mixer):
     c = SampleConfig(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, cache=cache,
                      cache_size=cache_size)

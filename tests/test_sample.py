@@ -76,10 +76,26 @@ def test_bad_input_is_one_clear_line(checkpoints, mixer, args, message):
 def test_missing_and_corrupt_checkpoints(tmp_path, checkpoints):
     res = sample(f"--out_dir={tmp_path}")
     assert res.returncode == 2 and "no checkpoint" in res.stderr and "Traceback" not in res.stderr
+    assert "make one with: python train.py" in res.stderr
+    res = sample("--out_dir=out-shakespeare-char-cpu-mingru-missing")  # no such config: the general command
+    assert "--out_dir=out-shakespeare-char-cpu-mingru-missing" in res.stderr
     data = open(os.path.join(checkpoints["mingru"], "ckpt.pt"), "rb").read()
     open(os.path.join(tmp_path, "ckpt.pt"), "wb").write(data[: len(data) // 3])
     res = sample(f"--out_dir={tmp_path}")
     assert res.returncode == 2 and "not a readable checkpoint" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_sample_reads_last_pt_when_it_is_the_newest(tmp_path, checkpoints):
+    """After an early Ctrl-C, train.py's only checkpoint may be last.pt: sample.py reads it and says so."""
+    import shutil
+    shutil.copyfile(os.path.join(checkpoints["mingru"], "ckpt.pt"), tmp_path / "last.pt")
+    res = sample(f"--out_dir={tmp_path}", "--max_new_tokens=5")
+    assert res.returncode == 0 and "reading" in res.stderr and "last.pt" in res.stderr
+
+
+def test_the_gpts_block_size_cap_is_said(checkpoints):
+    res = sample(f"--out_dir={checkpoints['attn']}")
+    assert res.returncode == 0 and "note: the GPT stops at block_size=" in res.stderr
 
 
 def test_greedy_and_huge_top_k_work(checkpoints):

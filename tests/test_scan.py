@@ -9,8 +9,9 @@ from scan import BACKENDS, scan
 # the triton backend runs here under Triton's CPU interpreter (tests/conftest.py sets TRITON_INTERPRET=1)
 TRITON = pytest.param("triton", marks=pytest.mark.skipif(not scan_module.triton_usable("cpu"),
                                                          reason="needs Triton: pip install triton"))
-# the c backend needs kernels.c built (a C compiler); the CPU's default where it is
-C = pytest.param("c", marks=pytest.mark.skipif(not scan_module.c_usable("cpu"), reason="kernels.c could not be built"))
+# the c backend needs kernels/cpu.c built (a C compiler); the CPU's default where it is
+C = pytest.param("c", marks=pytest.mark.skipif(not scan_module.c_usable("cpu"),
+                                               reason="kernels/cpu.c could not be built"))
 FAST = [{"triton": TRITON, "c": C}.get(b, b) for b in BACKENDS if b != "reference"]
 
 
@@ -164,16 +165,15 @@ def test_scan_linear_refuses_what_it_cannot_serve():
 
 
 def test_scan_linear_default_follows_scan_backend_where_it_can(monkeypatch):
-    import kernels
-    cpu_default = "c" if scan_module.c_usable("cpu") else "chunked"  # c where kernels.c builds
+    from kernels import build
+    cpu_default = "c" if scan_module.c_usable("cpu") else "chunked"  # c where kernels/cpu.c builds
     assert scan_module.default_backend("cpu", 64) == scan_module.default_linear_backend("cpu", 64) == cpu_default
     monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "reference")
     assert scan_module.default_linear_backend("cpu", 64) == "reference"
     monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", "chunked_log")  # a log-space choice is scan()'s alone
     assert scan_module.default_linear_backend("cpu", 64) == cpu_default
     monkeypatch.setattr(scan_module, "DEFAULT_BACKEND", None)
-    monkeypatch.setattr(kernels, "USE_C", False)  # C_KERNELS=0
+    monkeypatch.setattr(build, "USE_C", False)  # C_KERNELS=0
     assert scan_module.default_backend("cpu", 64) == scan_module.default_linear_backend("cpu", 64) == "chunked"
-    assert scan_module.linear_space("cpu", 64)
-    with pytest.raises(ValueError, match="the c scan backend needs CPU tensors and kernels.c built"):
+    with pytest.raises(ValueError, match="the c scan backend needs CPU tensors and kernels/cpu.c built"):
         scan(*gates(1, 4, 2), backend="c")

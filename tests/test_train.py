@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT
 
 import train
-from common import CheckpointError, load_checkpoint, save_checkpoint
+from common import CheckpointError, load_checkpoint, load_meta, save_checkpoint
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16",
         "--batch_size=4", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--learning_rate=3e-3"]
@@ -32,7 +32,8 @@ def test_short_run_lowers_the_val_loss(tmp_path, capsys, char_dataset, mixer):
            if line.startswith("step ")]
     assert len(val) == 2 and val[-1] < val[0] - 0.5
     ckpt = load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))
-    assert ckpt["iter_num"] == 60 and ckpt["model_args"]["mixer"] == mixer and ckpt["model_args"]["vocab_size"] == 65
+    vocab = load_meta(char_dataset)["vocab_size"]
+    assert ckpt["iter_num"] == 60 and ckpt["model_args"]["mixer"] == mixer and ckpt["model_args"]["vocab_size"] == vocab
 
 
 def test_compile_auto_leaves_a_cpu_run_eager(tmp_path, char_dataset, monkeypatch):
@@ -302,3 +303,27 @@ def test_selective_copying_trains_and_reports_answer_accuracy(tmp_path, capsys):
     assert len(lines) == 2 and all(", val acc " in line for line in lines)
     acc = float(lines[-1].split("val acc ")[1])
     assert 0.0 <= acc <= 1.0
+
+
+def test_the_slow_run_note_never_recommends_the_config_being_run(tmp_path, char_dataset, capsys, monkeypatch):
+    monkeypatch.setattr(train, "SLOW_RUN_SECONDS", 0.0)
+    train.main(["config/shakespeare_char_cpu_gpt.py", "--max_iters=2", "--eval_interval=2", "--eval_iters=1",
+                f"--out_dir={tmp_path}", "--n_layer=1"])
+    out = capsys.readouterr().out
+    assert "will take about" in out and "median of" in out and "try config/" not in out
+
+
+def test_a_gpu_config_without_a_gpu_runs_its_cpu_recipe(tmp_path, char_dataset, capsys):
+    """The project's card command on a CPU: the baby config names its CPU recipe, which runs instead (overrides
+    kept), saying so in its first line; --cpu_recipe=None keeps the config as given."""
+    assert not torch.cuda.is_available()
+    train.main(["config/shakespeare_char_mingru.py", "--max_iters=2", "--eval_interval=2", "--eval_iters=1",
+                f"--out_dir={tmp_path}"])
+    out = capsys.readouterr().out
+    assert out.startswith("no GPU here: config/shakespeare_char_mingru.py is sized for one")
+    assert "config/shakespeare_char_cpu_mingru.py" in out.splitlines()[0]
+    ckpt = load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))
+    assert ckpt["model_args"]["n_embd"] == 128 and ckpt["model_args"]["block_size"] == 64 and ckpt["iter_num"] == 2
+    from configurator import parse_config
+    c = parse_config(train.Config, ["config/shakespeare_char_mingru.py", "--cpu_recipe=None"])
+    assert c.cpu_recipe is None and c.n_embd == 384

@@ -1,14 +1,14 @@
 """
-The CPU's C kernels (kernels.c), built and loaded: minGRU's and minLSTM's cells and the causal conv (used by
-fused.py and model.py's CausalConv) and the linear scan (scan.py's "c" backend, and so Mamba's).
+The CPU's C kernels (cpu.c), built and loaded: minGRU's and minLSTM's cells and the causal conv (cells.py, run where
+fastpath.py finds they compute what model.py defines) and the linear scan (scan.py's "c" backend).
 
-kernels.c is compiled on first use with the system's C compiler (cc, or CC=...), once for float32 and once for
+cpu.c is compiled on first use with the system's C compiler (cc, or CC=...), once for float32 and once for
 float64, into a per-user cache (~/.cache/minrnn, or C_KERNELS_CACHE) keyed by its text, the compiler, the flags and
-the CPU, so an edit to kernels.c is compiled again on the next run. The functions are called through ctypes on the
+the CPU, so an edit to cpu.c is compiled again on the next run. The functions are called through ctypes on the
 tensors' memory: each caller allocates the outputs as tensors and keeps every input alive in a name while C reads it.
 
-C_KERNELS=0 turns the kernels off, and so does a machine where nothing compiles (with one warning): every caller
-then runs its PyTorch-op form, the same equations.
+C_KERNELS=0 turns the kernels off, and so does a machine where nothing compiles (with one warning): model.py's own
+definitions then run, and scan.py's chunked backend.
 """
 import ctypes
 import hashlib
@@ -23,7 +23,7 @@ import warnings
 import torch
 
 USE_C = os.environ.get("C_KERNELS", "1") != "0"
-_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.c")
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu.c")
 # compile flags, then link flags, tried in order. OpenMP spreads the batch over PyTorch's threads (the same libgomp,
 # which PyTorch has loaded by then); -fno-trapping-math lets the loops with branches vectorise (not -ffast-math, which
 # would let NaNs vanish); compilers without these get plain loops
@@ -43,7 +43,7 @@ def _cache_dir():
 
 
 def _compile(cc, cflags, ldflags, real, path):
-    """Build kernels.c into path, by way of a temporary directory beside it: never a half-written library."""
+    """Build cpu.c into path, by way of a temporary directory beside it: never a half-written library."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
         obj, lib = os.path.join(tmp, "kernels.o"), os.path.join(tmp, "kernels.so")
@@ -56,7 +56,7 @@ def _compile(cc, cflags, ldflags, real, path):
 
 
 def _build(real):
-    """kernels.c compiled with `real` = float or double and loaded, from the cache when it is there; (library, None),
+    """cpu.c compiled with `real` = float or double and loaded, from the cache when it is there; (library, None),
     or (None, why) where nothing compiles."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None or sys.platform == "win32":
@@ -89,7 +89,7 @@ def library(dtype):
     if dtype not in _libraries:
         lib, why = _build(_CTYPES[dtype])
         if lib is None:
-            warnings.warn(f"kernels.c could not be built ({why}); PyTorch ops run instead, slower on a CPU",
+            warnings.warn(f"kernels/cpu.c could not be built ({why}); PyTorch ops run instead, slower on a CPU",
                           stacklevel=3)
         _libraries[dtype] = lib
     return _libraries[dtype]
@@ -97,7 +97,7 @@ def library(dtype):
 
 def available(dtype=torch.float32):
     """Whether the kernels can run for dtype: C_KERNELS unset or 1, outside torch.compile (which fuses the PyTorch
-    ops itself; a ctypes call would break its graph), and kernels.c built."""
+    ops itself; a ctypes call would break its graph), and cpu.c built."""
     return USE_C and not torch.compiler.is_compiling() and dtype in _CTYPES and library(dtype) is not None
 
 

@@ -1,9 +1,13 @@
 /*
  * The CPU's kernels, forward and backward, as plain C loops: minGRU's and minLSTM's cells and the causal depthwise
- * conv before them (fused.py, model.py's CausalConv), and the linear scan h_t = a_t h_{t-1} + b_t (scan.py's "c"
- * backend: minGRU and minLSTM on the log-space backends' inputs, Mamba everywhere on a CPU). kernels.py compiles this
- * file with the system's C compiler on first use (once for float, once for double: `real` is set on the command
- * line) and calls it through ctypes.
+ * conv (cells.py), and the linear scan h_t = a_t h_{t-1} + b_t (scan.py's "c" backend, Mamba's on a CPU). build.py
+ * compiles this file with the system's C compiler on first use (once for float, once for double: `real` is set on
+ * the command line) and calls it through ctypes.
+ *
+ * These are accelerations of model.py, never its definition. fastpath.py runs a cell or the conv only after checking
+ * on a small input that it computes what model.py's MinGRU.gates, MinLSTM.gates or CausalConv.convolve computes
+ * (values and gradients); after an edit there, model.py's own code runs instead, and one warning says so. To get the
+ * speed back after such an edit, make the loops below compute the new equations.
  *
  * Why C: at the CPU recipe's shapes every tensor op is small, so a cell built from a dozen PyTorch ops spends its time
  * making a dozen passes over memory and in the dispatcher. Here each function makes one pass: row by row over time,
@@ -11,10 +15,13 @@
  * The backward recomputes the gates from the pre-activations instead of saving them, so the cell keeps only its
  * input and its output for the backward.
  *
- * The equations are fused.py's (its docstring derives the gradients): for a gate u and a candidate p,
+ * The equations, as model.py's gates write them: for a gate u and a candidate p,
  *   h_t = (1 - u_t) h_{t-1} + u_t g(p_t),  g(p) = p + 1/2 for p >= 0, sigmoid(p) below (Appendix B)
  *   minGRU:  u = sigmoid(k)                                        kh = [k, p]     (B, T, 2H)
  *   minLSTM: u = i' = sigmoid(log sigmoid(i) - log sigmoid(f))      kh = [f, i, p]  (B, T, 3H)
+ * For h_t = a_t h_{t-1} + b_t the gradient gh_t = dL/dh_t runs backwards in time (the same recurrence in reverse),
+ * dL/da_t = gh_t h_{t-1} and dL/db_t = gh_t, so with a = 1 - u and b = u g(p): dL/du = gh_t (g(p_t) - h_{t-1}) and
+ * dL/dp = gh_t u g'(p), where g'(p) = 1 above 0 and g(p) (1 - g(p)) below.
  * All arrays are contiguous, row-major, of the shapes given beside each function. The channel loops carry
  * `#pragma GCC ivdep`: their rows never overlap, and without it the compiler gives up on proving so.
  */

@@ -1,0 +1,141 @@
+"""
+Whether a fast kernel may stand in for model.py's own code: only where it computes what model.py defines.
+
+model.py writes each recurrence once (MinGRU.gates and MinLSTM.gates turn the pre-activations into the a and b of
+h_t = a_t h_{t-1} + b_t; CausalConv.convolve is the conv) and builds both its parallel path and its step from that.
+On a CPU, kernels/cpu.c has cells that run gates and scan in one pass each way, and the conv in one loop. Before a
+kernel first stands in for a definition, check() runs both on a small random input and compares the values and the
+gradients of the input, of the initial state and of every parameter of the module. It is done once per definition
+(its code, and the globals and functions that code reads, recursively: an edit or a monkeypatch makes a new one),
+dtype and width, and costs a few milliseconds. Where they agree the kernel runs; where they do not (g changed, a new
+parameter, another normalisation) model.py's definition runs, and one FastPathWarning names the kernel and says how
+to get the speed back.
+
+C_KERNELS=0 turns every kernel off (build.py): model.py's definitions run, with no check and no warning.
+"""
+import types
+import warnings
+from functools import partial
+
+import torch
+from torch import nn
+
+from kernels import build, cells
+from scan import default_linear_backend, scan_linear
+
+PARTS = {"mingru": 2, "minlstm": 3}  # a cell's pre-activations per hidden unit: [k, p] and [f, i, p]
+_verdicts = {}  # (kernel, dtype, width, fingerprint) -> None (agrees) or why not
+
+
+class FastPathWarning(UserWarning):
+    """A kernel stepped aside: it does not compute what model.py defines, so model.py's code runs instead."""
+
+
+def cell(name, gates, kh):
+    """kernels/cpu.c's `name` cell as a function (kh, h0) -> h, where it computes what model.py's definition
+    h = scan_linear(*gates(kh), h0) computes; None where it cannot run here or does not agree (the caller then runs
+    the definition). gates is the mixer's bound method, kh its pre-activations (B, T, parts*H)."""
+    if not (build.usable(kh) and kh.dim() == 3 and kh.size(-1) % PARTS[name] == 0
+            and default_linear_backend("cpu", kh.size(1)) == "c"):  # SCAN_BACKEND=chunked asks for the ops
+        return None
+    key = (name, kh.dtype, kh.size(-1), _fingerprint(gates))
+    if key not in _verdicts:
+        H = kh.size(-1) // PARTS[name]
+        gen = torch.Generator().manual_seed(0)
+        probe = (3 * torch.randn(2, 9, kh.size(-1), generator=gen, dtype=kh.dtype),  # both sides of g's branch
+                 torch.randn(2, H, generator=gen, dtype=kh.dtype))
+        _verdicts[key] = _judge(f"kernels/cpu.c's {name} cell", _qualname(gates), gates.__self__, probe,
+                                lambda kh, h0: cells.cell(name, kh, h0),
+                                lambda kh, h0: scan_linear(*gates(kh), h0))
+    return partial(cells.cell, name) if _verdicts[key] is None else None
+
+
+def conv(convolve, xp):
+    """kernels/cpu.c's causal conv as a function xp -> y, with the module's conv.weight and conv.bias, where it
+    computes what model.py's convolve (CausalConv.convolve, bound) computes; None otherwise."""
+    module = convolve.__self__
+    if not (build.usable(xp) and xp.dim() == 3 and isinstance(getattr(module, "conv", None), nn.Conv1d)):
+        return None
+    weight, bias = module.conv.weight, module.conv.bias
+    key = ("conv", xp.dtype, tuple(weight.shape), bias is None, _fingerprint(convolve))
+    if key not in _verdicts:
+        gen = torch.Generator().manual_seed(0)
+        probe = (torch.randn(2, weight.size(-1) + 6, xp.size(-1), generator=gen, dtype=xp.dtype),)
+        _verdicts[key] = _judge("kernels/cpu.c's causal conv", _qualname(convolve), module, probe,
+                                lambda xp: cells.causal_conv(xp, weight, bias), convolve)
+    return partial(cells.causal_conv, weight=weight, bias=bias) if _verdicts[key] is None else None
+
+
+def _judge(kernel, definition, module, probe, fast, reference):
+    """None if fast(*probe) computes what reference(*probe) does, in values and in the gradients of the probe's
+    tensors and of every parameter of module; else why not, after one warning that says so."""
+    tol = {"rtol": 1e-9, "atol": 1e-9} if probe[0].dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-4}
+    names, params = zip(*[(n, p) for n, p in module.named_parameters() if p.requires_grad]) or ((), ())
+    why = None
+    with torch.inference_mode(False), torch.enable_grad():  # also when first met inside evaluation's no_grad
+        inputs = [t.clone().requires_grad_() for t in probe]
+        want, got = reference(*inputs), fast(*inputs)
+        if want.shape != got.shape:
+            why = f"its output has shape {tuple(want.shape)}, the kernel's {tuple(got.shape)}"
+        elif not torch.allclose(want, got, **tol):
+            why = f"outputs differ by up to {(want - got).abs().max().item():.3g} on a test input"
+        else:
+            weights = torch.randn(want.shape, generator=torch.Generator().manual_seed(1), dtype=want.dtype)
+            wrt = [*inputs, *params]
+            d_want = torch.autograd.grad((want * weights).sum(), wrt, allow_unused=True)
+            d_got = torch.autograd.grad((got * weights).sum(), wrt, allow_unused=True)
+            for name, dw, dg in zip(["the input", "the initial state"][:len(inputs)] + list(names), d_want, d_got):
+                dw = torch.zeros_like(dg) if dw is None and dg is not None else dw
+                dg = torch.zeros_like(dw) if dg is None and dw is not None else dg
+                if dw is not None and not torch.allclose(dw, dg, **tol):
+                    why = f"the gradients of {name} differ by up to {(dw - dg).abs().max().item():.3g}"
+                    break
+    if why is not None:
+        warnings.warn(f"{kernel} steps aside: it does not compute what model.py's {definition} does ({why}), so "
+                      f"{definition} runs as written, correctly but slower on a CPU. For the speed back, make "
+                      f"kernels/cpu.c compute the same; C_KERNELS=0 runs model.py's code without this check",
+                      FastPathWarning, stacklevel=3)
+    return why
+
+
+def _qualname(method):
+    """MinGRU.gates, also for a function set on the class by a monkeypatch."""
+    return f"{type(method.__self__).__name__}.{getattr(method, '__name__', 'definition')}"
+
+
+def _fingerprint(fn):
+    """What decides what fn computes, as a hashable key: its code, and the values of the globals, closure cells and
+    instance attributes that the code reads, through every Python function among them (the instance's own methods
+    included). Code enters by value (equal code, equal key), anything else by value where it has one (numbers,
+    strings) or else by identity: a monkeypatch or an edit gives a new key."""
+    owner = getattr(fn, "__self__", None)
+    mro = [k for k in type(owner).__mro__ if k not in (nn.Module, object)] if owner is not None else []
+    seen, parts, stack = set(), [], [getattr(fn, "__func__", fn)]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        parts.append(f.__code__)
+        found = [c.cell_contents for c in f.__closure__ or ()]
+        codes = [f.__code__]
+        while codes:  # the function's code and the code nested in it (lambdas, comprehensions)
+            code = codes.pop()
+            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+            for name in code.co_names:
+                if name in f.__globals__:
+                    found.append(f.__globals__[name])
+                elif owner is not None:  # self.<name>: a method of the mixer's class, or a plain attribute
+                    found += [vars(k)[name] for k in mro if name in vars(k)][:1]
+                    if not isinstance(owner.__dict__.get(name), (nn.Module, torch.Tensor, type(None))):
+                        found.append(owner.__dict__[name])
+        for value in found:
+            if isinstance(value, types.FunctionType):
+                stack.append(value)
+            else:
+                parts.append(_value(value))
+    return tuple(parts)
+
+
+def _value(v):
+    return v if isinstance(v, (int, float, str, bool, type(None))) else id(v)

@@ -1,0 +1,221 @@
+"""kernels/: cpu.c's minGRU and minLSTM cells and its causal conv against model.py's own definitions (gates, then
+the scan; CausalConv.convolve) in float64, values and gradients; fastpath.py's check, which lets a kernel run only
+where it computes what model.py defines; and how cpu.c is built."""
+import warnings
+
+import pytest
+import torch
+
+from kernels import build, cells, fastpath
+from model import GPT, CausalConv, GPTConfig, MinGRU, MinLSTM
+from scan import scan_linear
+
+C_BUILT = build.library(torch.float64) is not None and build.library(torch.float32) is not None
+NO_C = "kernels/cpu.c could not be built here (no working C compiler)"
+pytestmark = pytest.mark.skipif(not C_BUILT, reason=NO_C)
+CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}
+
+
+def definition(name, H=5):
+    """model.py's parallel definition of the cell: (kh, h0) -> scan_linear(*gates(kh), h0), by the plain loop."""
+    mixer = CELLS[name](GPTConfig(n_embd=H, n_head=1, mixer=name))
+    return lambda kh, h0=None: scan_linear(*mixer.gates(kh), h0, backend="reference")
+
+
+@pytest.mark.parametrize("name", CELLS)
+@pytest.mark.parametrize("T", [1, 7, 64, 100])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_c_cell_matches_model_definition(name, T, with_h0):
+    parts = fastpath.PARTS[name]
+    gen = torch.Generator().manual_seed(T)
+    kh = (3 * torch.randn(3, T, parts * 5, generator=gen, dtype=torch.float64)).requires_grad_()
+    h0 = torch.rand(3, 5, generator=gen, dtype=torch.float64).requires_grad_() if with_h0 else None
+    weights = torch.randn(3, T, 5, generator=gen, dtype=torch.float64)
+    inputs = [kh] + ([h0] if with_h0 else [])
+    out, ref = cells.cell(name, kh, h0), definition(name)(kh, h0)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12, msg=lambda m: f"{name} C cell, values:\n{m}")
+    assert type(out.grad_fn).__name__ == "_CellCBackward"
+    grads = torch.autograd.grad((out * weights).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), inputs)
+    for what, g, r in zip(["kh", "h0"], grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12, msg=f"{name} C cell: the gradient of {what} differs")
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_c_cell_gradcheck(name):
+    kh = torch.randn(2, 5, fastpath.PARTS[name] * 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda kh, h0: cells.cell(name, kh, h0), (kh, h0))
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_c_cell_extreme_inputs_stay_finite(name):
+    # gates saturated both ways (minLSTM's f and i both far below zero: i / (f + i) must not be 0 / 0)
+    kh = torch.tensor([-200.0, -150.0, 0.0, 50.0, 150.0, 300.0]).repeat(1, 64, fastpath.PARTS[name]).requires_grad_()
+    h = cells.cell(name, kh)
+    h.sum().backward()
+    assert torch.isfinite(h).all() and torch.isfinite(kh.grad).all()
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_c_cell_in_float32_matches_the_float64_definition(name):
+    # float32: exp is cpu.c's own (a Taylor series, within a few ulp); H = 37 leaves a remainder after the vector
+    # loop; the gradient arrives expanded (h.sum()), as autograd hands it over
+    gen = torch.Generator().manual_seed(0)
+    kh = (4 * torch.randn(5, 50, fastpath.PARTS[name] * 37, generator=gen)).requires_grad_()
+    h0 = torch.rand(5, 37, generator=gen).requires_grad_()
+    h = cells.cell(name, kh, h0)
+    h.sum().backward()
+    kh64, h064 = kh.detach().double().requires_grad_(), h0.detach().double().requires_grad_()
+    ref = definition(name, 37)(kh64, h064)
+    ref.sum().backward()
+    torch.testing.assert_close(h, ref.float(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kh.grad, kh64.grad.float(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(h0.grad, h064.grad.float(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_c_cell_nan_stays_nan(name):
+    # a NaN pre-activation must reach the output (and so the loss), never be turned into a number
+    kh = torch.randn(2, 6, fastpath.PARTS[name] * 9)
+    kh[1, 2, 4] = float("nan")
+    kh.requires_grad_()
+    h = cells.cell(name, kh)
+    h.sum().backward()
+    assert torch.isnan(h[1, 2:, 4]).all() and torch.isfinite(h[0]).all() and torch.isfinite(h[1, :2]).all()
+    assert torch.isfinite(kh.grad[0]).all() and torch.isnan(kh.grad[1, :3, 4]).all()
+
+
+def _grad_fns(loss):
+    """The types of every node in loss's autograd graph."""
+    stack, seen = [loss.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack += [n for n, _ in node.next_functions]
+    return {type(n).__name__ for n in seen}
+
+
+@pytest.mark.parametrize("mixer", CELLS)
+def test_unedited_model_trains_through_the_c_kernels(mixer, monkeypatch):
+    """With model.py as shipped, the check passes and the C cell and conv run (and C_KERNELS=0 runs the ops)."""
+    model = GPT(GPTConfig(block_size=16, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer=mixer, conv=4))
+    idx = torch.randint(0, 11, (2, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastpath.FastPathWarning)
+        _, loss = model(idx, idx)
+    assert {"_CellCBackward", "_ConvCBackward"} <= _grad_fns(loss)
+    monkeypatch.setattr(build, "USE_C", False)
+    _, loss_ops = model(idx, idx)
+    names = _grad_fns(loss_ops)
+    assert "_CellCBackward" not in names and "_ConvCBackward" not in names and "SigmoidBackward0" in names
+    torch.testing.assert_close(loss_ops, loss, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mixer", CELLS)
+def test_the_cell_runs_in_float32_under_autocast(mixer):
+    torch.manual_seed(0)
+    layer = CELLS[mixer](GPTConfig(n_embd=8, n_head=1, mixer=mixer))
+    x = torch.randn(2, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, h = layer(x)
+    assert h.dtype == torch.float32 and y.dtype == torch.bfloat16
+    _, h32 = layer(x)
+    torch.testing.assert_close(h, h32, rtol=0.05, atol=0.05)  # only the Linear ran in bf16
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("with_tail", [False, True])
+def test_c_conv_matches_convolve(bias, with_tail, monkeypatch):
+    torch.manual_seed(0)
+    conv = CausalConv(11, 4, bias).double()
+    x = torch.randn(3, 9, 11, dtype=torch.float64, requires_grad=True)
+    tail = torch.randn(3, 3, 11, dtype=torch.float64, requires_grad=True) if with_tail else None
+    weights = torch.randn(3, 9, 11, dtype=torch.float64)
+    inputs = [x, *conv.parameters()] + ([tail] if with_tail else [])
+    results = {}
+    for use_c in (True, False):
+        monkeypatch.setattr(build, "USE_C", use_c)
+        y, new_tail = conv(x, tail)
+        assert (type(y.grad_fn).__name__ == "_ConvCBackward") == use_c
+        results[use_c] = (y, new_tail, torch.autograd.grad((y * weights).sum(), inputs))
+    (y, t, grads), (y_ref, t_ref, grads_ref) = results[True], results[False]
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(t, t_ref, rtol=0, atol=0)
+    for g, r in zip(grads, grads_ref):
+        torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-12)
+    xp = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(cells.causal_conv, (xp, w, torch.randn(3, dtype=torch.float64,
+                                                                           requires_grad=True)))
+
+
+def test_causal_conv_bad_shapes_are_clear_errors():
+    with pytest.raises(ValueError, match=r"xp \(B, T \+ K - 1, C\) and a depthwise weight \(C, 1, K\)"):
+        cells.causal_conv(torch.randn(2, 8, 5), torch.randn(4, 1, 3))
+
+
+def test_an_edited_definition_is_checked_once_and_runs_as_written(monkeypatch):
+    """fastpath's verdict is per definition: a monkeypatched g is a new definition, checked once (one warning, not one
+    per call), and from then on model.py's ops run; the check also runs from inside no_grad, as in evaluation."""
+    import model as model_module
+    model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=1, n_embd=8, mixer="mingru"))
+    idx = torch.randint(0, 11, (2, 8))
+    monkeypatch.setattr(model_module, "g", lambda x: torch.sigmoid(x) + 0.25)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            model(idx, idx)
+        _, loss = model(idx, idx)
+    steps_aside = [w for w in caught if issubclass(w.category, fastpath.FastPathWarning)]
+    assert len(steps_aside) == 1, [str(w.message) for w in caught]
+    message = str(steps_aside[0].message)
+    assert "mingru cell steps aside" in message and "MinGRU.gates" in message and "C_KERNELS=0" in message
+    assert steps_aside[0].filename.endswith("model.py")  # the warning points at the mixer's forward
+    assert "_CellCBackward" not in _grad_fns(loss) and "SigmoidBackward0" in _grad_fns(loss)
+
+
+def test_fingerprint_follows_the_code_and_what_it_reads(monkeypatch):
+    import model as model_module
+    layer = MinGRU(GPTConfig(n_embd=4, n_head=1, mixer="mingru"))
+    key = fastpath._fingerprint(layer.gates)
+    assert fastpath._fingerprint(MinGRU(GPTConfig(n_embd=4, n_head=1, mixer="mingru")).gates) == key
+    monkeypatch.setattr(model_module, "g", torch.sigmoid)  # a global that gates reads, through g
+    assert fastpath._fingerprint(layer.gates) != key
+    monkeypatch.undo()
+    assert fastpath._fingerprint(layer.gates) == key
+    monkeypatch.setattr(MinGRU, "gates", lambda self, kh: (kh, kh))  # the method itself
+    assert fastpath._fingerprint(layer.gates) != key
+
+
+def test_without_a_c_compiler_model_definitions_run_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("C_KERNELS_CACHE", str(tmp_path / "cache"))  # nothing built before
+    monkeypatch.setattr(build, "_libraries", {})
+    model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mingru", conv=4))
+    idx = torch.randint(0, 11, (2, 8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, loss = model(idx, idx)
+        model(idx, idx)
+    assert [str(w.message) for w in caught if "cpu.c could not be built" in str(w.message)] != []
+    assert len([w for w in caught if "cpu.c" in str(w.message)]) == 1  # once per process, not per call
+    loss.backward()
+    assert "SigmoidBackward0" in _grad_fns(loss) and "_CellCBackward" not in _grad_fns(loss)
+
+
+def test_c_library_is_built_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("C_KERNELS_CACHE", str(tmp_path))
+    monkeypatch.setattr(build, "_libraries", {})
+    assert build.library(torch.float32) is not None
+    built = sorted(p.name for p in tmp_path.iterdir())
+    assert len(built) == 1 and built[0].startswith("kernels_float_") and built[0].endswith(".so")  # no leftovers
+    monkeypatch.setattr(build, "_libraries", {})  # as a second process: it loads the library, compiles nothing
+
+    def no_compiling(*args):
+        raise AssertionError("compiled again")
+    monkeypatch.setattr(build, "_compile", no_compiling)
+    assert build.library(torch.float32) is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == built
