@@ -8,11 +8,14 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py throughput [--quick] [--recipe baby] [--block_size T]   training tokens/s, compile off and on
     python bench.py time_to_loss [--rounds N]   whole-split val loss against training seconds, CPU recipe, each mixer
     python bench.py length --rnn DIR [DIR ...] [--gpt DIR ...] [--tokens N]   val loss by position past training length
+    python bench.py replot NAME [NAME ...]   redraw bench_out/NAME.png from NAME.json (state_loss*, generate, length)
 
 Timings are medians over repeats, taken in one run on one machine; speed-ups are ratios measured in that same run.
 On CUDA the outputs are named bench_out/gpu_<name>.json (and .png), beside the CPU ones.
 """
 import argparse
+import json
+import os
 
 from benchmarks.generate import bench_generate
 from benchmarks.length import bench_length
@@ -64,8 +67,22 @@ def main():
     p.add_argument("--stride", type=int, help="tokens between stretch starts (default tokens/8: overlapping)")
     p.add_argument("--chunk", type=int, default=512, help="tokens per prefill call; the state carries across")
     p.set_defaults(fn=bench_length)
+    p = sub.add_parser("replot", help="redraw plots from their JSON")
+    p.add_argument("names", nargs="+", help="bench_out/NAME.json to draw: state_loss, state_loss_512, generate, length")
+    p.set_defaults(fn=replot)
     args = parser.parse_args()
     args.fn(args)
+
+
+def replot(args):
+    from benchmarks import generate, length, state_loss
+    for name in args.names:
+        module = {"generate": generate, "length": length}.get(name.removeprefix("gpu_"), state_loss)
+        path = os.path.join("bench_out", f"{name}.json")
+        if not os.path.exists(path):
+            raise SystemExit(f"error: no {path}; run the benchmark first")
+        with open(path) as f:
+            module.draw(name.removeprefix("gpu_") if module is generate else name, json.load(f))
 
 
 if __name__ == "__main__":

@@ -204,7 +204,7 @@ class Mamba(nn.Module):
 
     def readout(self, h, C, u, z):
         # y = (C . h + D x) * SiLU(z): h (..., H, N), C (..., N), u and z (..., H) -> (..., H)
-        return (torch.einsum("...hn,...n->...h", h, C) + self.D * u) * F.silu(z)
+        return ((h @ C.unsqueeze(-1)).squeeze(-1) + self.D * u) * F.silu(z)  # C_t . h_t: one batched matmul
 
     def forward(self, x, h0=None, tail=None):
         # parallel: x (B, T, C), h0 (B, H, N) and the conv's tail (B, k-1, H), or None for zeros

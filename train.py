@@ -8,6 +8,7 @@ Train a GPT, minGRU or minLSTM language model. nanoGPT's loop, with checked conf
 Every key below (training and model) can be set in the config file or overridden with --key=value.
 """
 import dataclasses
+import gc
 import math
 import os
 import signal
@@ -539,8 +540,11 @@ def main(argv=None):
         sys.exit(1)
     finally:
         # a rank that fails leaves the group at once, however it failed, instead of waiting in the collectives of
-        # process-group teardown at exit (which can hang under NCCL); torchrun then stops the other ranks
+        # process-group teardown at exit (which can hang under NCCL); torchrun then stops the other ranks. Before
+        # that, the DDP wrapper (kept alive by reference cycles, and holding the group) is collected: left to the
+        # interpreter's exit, the group's worker threads can be destroyed while still running (std::terminate)
         if torch.distributed.is_initialized():
+            gc.collect()
             destroy_process_group()
 
 

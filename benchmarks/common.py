@@ -63,16 +63,19 @@ def print_table(header, rows):
 
 def plot(name, title, xlabel, ylabel, series, logx=True, logy=False, points=None, device="cpu"):
     """series: {label: (xs, ys)} drawn as lines; points: {label: (x, y)} drawn as markers."""
+    import textwrap
     name = out_name(name, device)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, (xs, ys) in series.items():
-        ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    for label, (x, y) in (points or {}).items():
-        ax.scatter([x], [y], s=60, marker="*", zorder=3, label=label)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    # one colour per series and per point, never shared; the points (the RNNs beside the GPT's lines) by marker too
+    for i, (label, (xs, ys)) in enumerate(series.items()):
+        ax.plot(xs, ys, marker="o", markersize=3, label=label, color=f"C{i % 10}")
+    for j, (label, (x, y)) in enumerate((points or {}).items()):
+        ax.scatter([x], [y], s=70, marker="*DPXs"[j % 5], zorder=3, label=label, color=f"C{(len(series) + j) % 10}")
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(textwrap.fill(title, 70), fontsize=11)
     if logx:
         ax.set_xscale("log", base=2)
     if logy:

@@ -57,6 +57,14 @@ def bench_generate(args):
         first, last = res[1024] if 1024 in res else res[min(res)], res[max(res)]
         print(f"{label}: ms/token at {max(res)} tokens is {last['ms'] / first['ms']:.2f}x its value at 1024; "
               f"state bytes {'identical' if first['state_bytes'] == last['state_bytes'] else 'DIFFERENT'}")
-    save("generate", {"device": device, "results": {k: {str(n): r for n, r in v.items()} for k, v in results.items()}})
-    plot("generate", f"Generation cost ({device}, batch 1)", "tokens generated so far", "ms per token",
-         {label: (list(res), [r["ms"] for r in res.values()]) for label, res in results.items()}, device=device)
+    data = {"device": device, "results": {k: {str(n): r for n, r in v.items()} for k, v in results.items()}}
+    save("generate", data)
+    draw("generate", data)
+
+
+def draw(name, data):
+    """bench_out/<name>.png from the benchmark's JSON (python bench.py replot generate redraws it). Log-log: the
+    RNNs' flat cost and the GPT's growing one span two orders of magnitude."""
+    plot(name, f"Generation cost per token ({data['device']}, batch 1)", "tokens generated so far", "ms per token",
+         {label: ([int(n) for n in res], [r["ms"] for r in res.values()]) for label, res in data["results"].items()},
+         logy=True, device=data["device"])

@@ -93,12 +93,20 @@ def bench_length(args):
               f"{'n/a' if spread is None else f'{spread:.4f}'} nats")
     print_table(["model", "positions", "val loss", "vs [T/2, T)"], rows)
     save("length", {"tokens": args.tokens, "stride": stride, "chunk": args.chunk, "results": results})
-    # the plot: per-position losses averaged over geometric position buckets
+    draw("length", {"tokens": args.tokens, "results": results})
+
+
+def draw(name, data):
+    """bench_out/<name>.png from the benchmark's JSON (python bench.py replot length redraws it): per-position
+    losses averaged over geometric position buckets."""
+    names = {"attn": "GPT", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
     series = {}
-    for label, r in results.items():
+    for label, r in data["results"].items():
+        mixer, _, rest = label.partition(",")
+        label = names.get(mixer, mixer) + ("," + rest if rest else "")
         pp = torch.tensor(r["per_position"])
         edges = [0] + [2 ** k for k in range(3, 64) if 2 ** k < len(pp)] + [len(pp)]
         series[label] = ([(a + b) / 2 for a, b in zip(edges, edges[1:])],
                          [pp[a:b].mean().item() for a, b in zip(edges, edges[1:])])
-    plot("length", f"Val loss by position ({args.tokens}-token stretches)", "position in the stretch",
+    plot(name, f"Val loss by position ({data['tokens']}-token stretches)", "position in the stretch",
          "val loss (mean over stretches and bucket)", series)

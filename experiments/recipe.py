@@ -218,7 +218,9 @@ def plot(path, data):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     mixers = [m for m in NAMES if summarise(data, m)]
-    fig, axes = plt.subplots(1, len(mixers), figsize=(4.5 * len(mixers), 4), sharex=True, squeeze=False)
+    tallest = max(len(summarise(data, m)) for m in mixers)  # rows of the longest panel, each a readable line
+    fig, axes = plt.subplots(1, len(mixers), figsize=(4.8 * len(mixers), 1.2 + 0.24 * tallest), sharex=True,
+                             squeeze=False)
     for ax, mixer in zip(axes[0], mixers):
         rows = summarise(data, mixer)
         for y, (_, _, _, losses) in enumerate(rows):
@@ -228,8 +230,10 @@ def plot(path, data):
             ax.axvline(statistics.mean(rows[0][3]), color="gray", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(rows)), [r[0] for r in rows])
         ax.invert_yaxis()
-        ax.set(title=NAMES[mixer], xlabel="whole-split val loss (dots: seeds, bar: mean)")
+        ax.set_title(NAMES[mixer])
+        ax.tick_params(axis="y", labelsize=8)
         ax.grid(alpha=0.3, axis="x")
+    fig.supxlabel("whole-split val loss (dots: seeds, bar: mean; dashed: the base recipe)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

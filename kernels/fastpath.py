@@ -118,23 +118,34 @@ def _fingerprint(fn):
         seen.add(id(f))
         parts.append(f.__code__)
         found = [c.cell_contents for c in f.__closure__ or ()]
-        codes = [f.__code__]
-        while codes:  # the function's code and the code nested in it (lambdas, comprehensions)
-            code = codes.pop()
-            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-            for name in code.co_names:
-                if name in f.__globals__:
-                    found.append(f.__globals__[name])
-                elif owner is not None:  # self.<name>: a method of the mixer's class, or a plain attribute
-                    found += [vars(k)[name] for k in mro if name in vars(k)][:1]
-                    if not isinstance(owner.__dict__.get(name), (nn.Module, torch.Tensor, type(None))):
-                        found.append(owner.__dict__[name])
+        for name in _names(f.__code__):
+            if name in f.__globals__:
+                found.append(f.__globals__[name])
+            elif owner is not None:  # self.<name>: a method of the mixer's class, or a plain attribute
+                found += [vars(k)[name] for k in mro if name in vars(k)][:1]
+                if not isinstance(owner.__dict__.get(name), (nn.Module, torch.Tensor, type(None))):
+                    found.append(owner.__dict__[name])
         for value in found:
             if isinstance(value, types.FunctionType):
                 stack.append(value)
             else:
                 parts.append(_value(value))
     return tuple(parts)
+
+
+_NAMES = {}
+
+
+def _names(code):
+    """Every name that code and the code nested in it (lambdas, comprehensions) reads, once per code object."""
+    if code not in _NAMES:
+        names, codes = [], [code]
+        while codes:
+            c = codes.pop()
+            codes += [k for k in c.co_consts if isinstance(k, types.CodeType)]
+            names += [n for n in c.co_names if n not in names]
+        _NAMES[code] = tuple(names)
+    return _NAMES[code]
 
 
 def _value(v):

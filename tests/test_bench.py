@@ -45,3 +45,22 @@ def test_buckets_double_from_the_training_length():
     out = buckets(torch.arange(20.0), 4)
     assert [(b["from"], b["to"]) for b in out] == [(0, 2), (2, 4), (4, 8), (8, 16), (16, 20)]
     assert [b["loss"] for b in out] == [0.5, 2.5, 5.5, 11.5, 17.5]
+
+
+def test_state_loss_steps_one_token_at_a_time_through_the_cache():
+    """bench.py state_loss's measuring function: equal to a hand loop of model.step with the same cache, and a
+    window smaller than the context scores differently from the full cache (one prefill would score them alike)."""
+    from benchmarks.state_loss import stepped_loss
+    model = tiny("attn", block=16)
+    x = torch.randint(0, 11, (3, 16), generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 11, (3, 16), generator=torch.Generator().manual_seed(3))
+    state, total = model.init_state(3, policy="window", size=4), 0.0
+    for t in range(16):
+        logits, state = model.step(x[:, t], state)
+        total += F.cross_entropy(logits, y[:, t], reduction="sum").item()
+    window, nbytes = stepped_loss(model, x, y, policy="window", size=4)
+    assert abs(window - total / 48) < 1e-12
+    full, full_bytes = stepped_loss(model, x, y)
+    assert abs(window - full) > 1e-4 and nbytes < full_bytes
+    logits, _ = model(x, y)  # the full cache stepped is the parallel forward
+    assert abs(full - F.cross_entropy(logits.transpose(1, 2), y).item()) < 1e-10

@@ -70,6 +70,14 @@ def test_sink_keeps_the_first_tokens_and_a_window():
     assert kept(cache) == [[0, 1, 5, 6], [0, 1, 5, 6]]
 
 
+def test_sink_keeps_four_sink_tokens_by_default():
+    """StreamingLLM's 4 attention sinks, through make_cache as sample.py and bench.py build it."""
+    cache = make_cache(1, policy="sink", size=6)[0]
+    fill(cache, 10)
+    cache.evict(torch.full((1, 2, 10, 10), 0.1))
+    assert kept(cache) == [[0, 1, 2, 3, 8, 9], [0, 1, 2, 3, 8, 9]]
+
+
 def test_tova_drops_the_lowest_weight_of_the_last_query_averaged_over_heads():
     cache = LayerKV("tova", 3)
     fill(cache, 4)

@@ -20,7 +20,8 @@ class Bigram(nn.Module):
 
     def __init__(self, vocab):
         super().__init__()
-        self.table = nn.Parameter(torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(0)))
+        self.table = nn.Parameter(torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(0),
+                                              dtype=torch.float64))
 
     def forward(self, x, y):
         logits = self.table[x]
@@ -39,7 +40,7 @@ def toy_dataset(tmp_path, monkeypatch):
     return data
 
 
-@pytest.mark.parametrize("block_size", [10, 16, 1002])
+@pytest.mark.parametrize("block_size", [10, 16, 17, 1002])  # 1003 = 17 * 59: a split of whole windows, less the shift
 def test_split_loss_scores_every_position_once(toy_dataset, block_size):
     model = Bigram(7)
     n = (len(toy_dataset) - 1) // block_size * block_size  # whole windows only; their targets stay in the split
@@ -47,10 +48,16 @@ def test_split_loss_scores_every_position_once(toy_dataset, block_size):
     data = torch.from_numpy(toy_dataset.astype(np.int64))
     by_hand = -logp[data[:n], data[1:n + 1]].double().mean().item()
     batches = Batches("toy", block_size, 4, "cpu")
+    assert batches.n_windows("val") == (len(toy_dataset) - 1) // block_size  # the targets are shifted by one
     for batch_size in (1, 3, 64):
         loss, count = split_loss(model, batches, "val", batch_size=batch_size)
         assert count == n
-        assert loss == pytest.approx(by_hand, rel=1e-6)
+        assert loss == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_random_batches_have_next_token_targets(toy_dataset):
+    x, y = Batches("toy", 12, 5, "cpu").get("train", torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 12) and torch.equal(y[:, :-1], x[:, 1:]) and not torch.equal(x, y)
 
 
 def test_training_prints_the_whole_split_loss_and_eval_only_reproduces_it(tmp_path, char_dataset, capsys):

@@ -206,6 +206,26 @@ def test_sample_logits_greedy_top_k_and_top_p():
     assert draws == {1}
 
 
+def test_top_p_keeps_the_smallest_set_that_reaches_it():
+    """Nucleus sampling on (0.5, 0.3, 0.2): the token that crosses top_p stays in."""
+    logits = torch.tensor([[0.5, 0.3, 0.2]], dtype=torch.float64).log()
+    gen = torch.Generator().manual_seed(0)
+    for top_p, keep in ((0.7, {0, 1}), (0.5, {0}), (0.4, {0}), (0.9, {0, 1, 2})):
+        draws = {sample_logits(logits, top_p=top_p, top_k=None, generator=gen).item() for _ in range(400)}
+        assert draws == keep, (top_p, draws)
+
+
+def test_rmsnorm_is_its_formula():
+    from model import RMSNorm
+    norm = RMSNorm(8)
+    x = 10 * torch.randn(5, 8, dtype=torch.float64)
+    y = norm.double()(x)
+    torch.testing.assert_close(y.pow(2).mean(dim=-1).sqrt(), torch.ones(5, dtype=torch.float64), rtol=1e-6, atol=0)
+    with torch.no_grad():
+        norm.weight.copy_(torch.arange(1.0, 9.0))
+    torch.testing.assert_close(norm(x), x / x.pow(2).mean(dim=-1, keepdim=True).add(1e-5).sqrt() * norm.weight)
+
+
 def test_blocks_without_mlp_still_match_step_by_step():
     model = tiny("minlstm", mlp=False)
     assert not any("mlp" in name for name, _ in model.named_parameters())
@@ -269,7 +289,10 @@ def test_mixers_step_follows_the_papers_equations_written_out():
     z = 1 / (1 + torch.exp(-k_z))
     want = (1 - z) * h_prev + z * g_by_hand(k_h)  # h_t = (1 - z_t) h_{t-1} + z_t h~_t
     _, h = gru.step(x, h_prev)
-    torch.testing.assert_close(h, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, want, rtol=1e-12, atol=1e-12,
+                               msg="minGRU's step is not Section 3.1's h = (1 - z) h + z g(h~) (check g and the gate)")
+    _, h_par = gru(x.unsqueeze(1), h_prev)
+    torch.testing.assert_close(h_par, want, rtol=1e-12, atol=1e-12, msg="minGRU's forward is not Section 3.1's")
 
     lstm = MinLSTM(GPTConfig(n_embd=C, n_head=1, expansion=H / C, mixer="minlstm")).double()
     W, b = lstm.c_fc.weight, lstm.c_fc.bias
@@ -277,10 +300,11 @@ def test_mixers_step_follows_the_papers_equations_written_out():
     h_tilde = g_by_hand(x @ W[2 * H:].T + b[2 * H:])
     want = f / (f + i) * h_prev + i / (f + i) * h_tilde  # f' = f / (f + i), i' = i / (f + i)
     _, h = lstm.step(x, h_prev)
-    torch.testing.assert_close(h, want, rtol=1e-12, atol=1e-12)
+    msg = "minLSTM's {} is not Section 3.2's h = f' h + i' g(h~) with f' = f / (f + i), i' = i / (f + i)"
+    torch.testing.assert_close(h, want, rtol=1e-12, atol=1e-12, msg=msg.format("step"))
     # and the parallel path from the same h_{t-1}
     _, h_par = lstm(x.unsqueeze(1), h_prev)
-    torch.testing.assert_close(h_par, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h_par, want, rtol=1e-12, atol=1e-12, msg=msg.format("forward"))
 
 
 def test_mamba_step_follows_the_selective_ssm_written_out():
@@ -324,10 +348,12 @@ def test_mamba_step_follows_the_selective_ssm_written_out():
     for t in range(2):
         y, state, tail = mamba.step(x[t:t + 1], state, tail)
         stepped.append(y[0])
-    torch.testing.assert_close(torch.stack(stepped), want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(state[0], h, rtol=1e-12, atol=1e-12)
+    msg = ("Mamba's {} is not Algorithm 2 written out: the conv, SiLU, Delta = softplus(.), "
+           "h = exp(Delta A) h + Delta B x, y = C . h + D x (the D skip), y * SiLU(z)")
+    torch.testing.assert_close(torch.stack(stepped), want, rtol=1e-12, atol=1e-12, msg=msg.format("step"))
+    torch.testing.assert_close(state[0], h, rtol=1e-12, atol=1e-12, msg=msg.format("step's state"))
     y_par, h_par, tail_par = mamba(x.unsqueeze(0), h0, tail0)
-    torch.testing.assert_close(y_par[0], want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y_par[0], want, rtol=1e-12, atol=1e-12, msg=msg.format("forward"))
     torch.testing.assert_close(h_par[0], h, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(tail_par, tail, rtol=1e-12, atol=1e-12)
 

@@ -1,4 +1,5 @@
-"""The README's numbers come from the committed outputs of the commands it names: its tables must match them."""
+"""The README's and docs/results.md's numbers come from the committed outputs of the commands they name: their tables
+must match them."""
 import json
 import os
 
@@ -12,21 +13,22 @@ def read(*path):
 
 
 README = read("README.md")
+RESULTS = read("docs", "results.md")
 
 
 def section(title):
-    """The README's text from a heading to the next heading of the same or a higher level."""
-    start = README.index(title)
+    """docs/results.md's text from a heading to the next heading of the same or a higher level."""
+    start = RESULTS.index(title)
     level = title.split(" ")[0]
-    ends = [README.find(h, start + len(title)) for h in ("\n" + level + " ", "\n" + level[:-1] + " ")]
-    return README[start:min([e for e in ends if e != -1] or [len(README)])]
+    ends = [RESULTS.find(h, start + len(title)) for h in ("\n" + level + " ", "\n" + level[:-1] + " ")]
+    return RESULTS[start:min([e for e in ends if e != -1] or [len(RESULTS)])]
 
 
 @pytest.mark.parametrize("table", ["experiments_out/shakespeare_cpu.md", "experiments_out/recipe.md",
                                    "experiments_out/selective_copying.md"])
 def test_experiment_tables_appear_verbatim(table):
     for line in read(table).strip().splitlines():
-        assert line in README, f"{table}: {line!r} is not in the README; paste the regenerated table"
+        assert line in RESULTS, f"{table}: {line!r} is not in docs/results.md; paste the regenerated table"
 
 
 def test_train_cost_table_matches_its_json():
@@ -37,12 +39,12 @@ def test_train_cost_table_matches_its_json():
                  f"{by[T, 'minGRU']['speedup_vs_classic']:.1f}x", f"{by[T, 'minLSTM']['ms']:.1f} ms",
                  f"{by[T, 'LSTM']['ms']:.1f} ms", f"{by[T, 'minLSTM']['speedup_vs_classic']:.1f}x",
                  f"{by[T, 'Mamba']['ms']:.1f} ms", f"{by[T, 'attention']['ms']:.1f} ms"]
-        assert f"| {T} | " + " | ".join(cells) + " |" in section("### Training cost")
+        assert f"| {T} | " + " | ".join(cells) + " |" in section("## Training cost")
 
 
 def test_generate_table_matches_its_json():
     results = json.loads(read("bench_out", "generate.json"))["results"]
-    rows = {line.split("|")[1].strip(): line for line in section("### Generation cost").splitlines()
+    rows = {line.split("|")[1].strip(): line for line in section("## Generation cost").splitlines()
             if line.startswith("| ")}
     labels = {"minGRU": "minGRU", "minLSTM": "minLSTM", "Mamba": "Mamba", "GPT, full cache": "GPT, full KV cache",
               "GPT, window 256": "GPT, window 256", "GPT, tova 256": "GPT, TOVA 256",
@@ -58,7 +60,7 @@ def test_generate_table_matches_its_json():
 
 def test_state_loss_table_matches_its_json():
     data = json.loads(read("bench_out", "state_loss.json"))
-    rows = [line for line in section("### Loss against state size").splitlines() if line.startswith("| ")]
+    rows = [line for line in section("## Loss against state size").splitlines() if line.startswith("| ")]
     for K in (8, 16, 32):
         row = next(r for r in rows if f"| K = {K} |" in r)
         losses = [next(e["val_loss"] for e in data["gpt"][p] if e["K"] == K) for p in ("window", "sink", "h2o", "tova")]
@@ -73,7 +75,7 @@ def test_state_loss_table_matches_its_json():
 
 
 def test_gpu_tables_match_their_json():
-    text = section("### On a GPU")
+    text = section("## On a GPU")
     scan = {(r["T"], r["backend"]): r["ms"] for r in json.loads(read("bench_out", "gpu_scan.json"))["rows"]}
     for T in sorted({T for T, _ in scan}):
         cells = [f"{scan[T, b]:.2f} ms" for b in ("log", "chunked_log", "chunked", "triton")]
@@ -94,7 +96,7 @@ def test_gpu_tables_match_their_json():
 
 
 def test_time_to_loss_table_matches_its_json():
-    text = section("### Time to loss")
+    text = section("## Time to loss")
     names = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM"}
     for mixer, r in json.loads(read("bench_out", "time_to_loss.json"))["results"].items():
         last, reach = r["curve"][-1], r["reach_gpt_final"]
@@ -104,9 +106,9 @@ def test_time_to_loss_table_matches_its_json():
 
 
 def test_throughput_table_matches_its_json():
-    text = section("### Training throughput")
+    text = section("## Training throughput")
     names = {"attn": "attn", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
-    recurrence = {"": "-", "kernels.c cell": "`kernels.c` cell", "chunked, C_KERNELS=0": "chunked, `C_KERNELS=0`",
+    recurrence = {"": "-", "cpu.c cell": "`cpu.c` cell", "chunked, C_KERNELS=0": "chunked, `C_KERNELS=0`",
                   "c": "`c`", "chunked": "chunked"}
     runs = [json.loads(read("bench_out", f"{name}.json")) for name in ("throughput", "throughput_T1024")]
     for r in [r for run in runs for r in run["rows"]]:
@@ -116,7 +118,7 @@ def test_throughput_table_matches_its_json():
 
 
 def test_length_table_matches_its_json():
-    text = section("### Long context")
+    text = section("## Long context")
     for r in json.loads(read("bench_out", "length.json"))["results"].values():
         T, b = r["block_size"], {(x["from"], x["to"]): x["loss"] for x in r["buckets"]}
         cells = [b[T // 2, T], b[T, 2 * T], b[2 * T, 4 * T], b[4 * T, 8 * T]]
@@ -128,7 +130,7 @@ def test_length_table_matches_its_json():
 
 def test_long_context_state_loss_table_matches_its_json():
     data = json.loads(read("bench_out", "state_loss_512.json"))
-    text = section("### Long context")
+    text = section("## Long context")
     policies = ("window", "sink", "h2o", "tova")
     for K in sorted({e["K"] for e in data["gpt"]["window"]}):
         at = {p: next(e for e in data["gpt"][p] if e["K"] == K) for p in policies}
@@ -139,3 +141,24 @@ def test_long_context_state_loss_table_matches_its_json():
     for name, label in (("mingru", "minGRU"), ("minlstm", "minLSTM"), ("mamba", "Mamba")):
         r = data["rnn"][name]
         assert f"| {label} | {r['state_bytes']:,} | {r['val_loss']:.4f} |" in text, name
+
+
+def test_readme_headline_matches_the_results():
+    """The headline table's losses are the Shakespeare table's, its state bytes state_loss.json's, and its times
+    throughput.json's eager ratios to the GPT."""
+    rows = {line.split("|")[1].strip(): line for line in README.split("## Headline")[1].split("##")[0].splitlines()
+            if line.startswith("| ") and "---" not in line}
+    shakespeare = {line.split("|")[1].strip(): line.split("|")[2].strip()
+                   for line in read("experiments_out", "shakespeare_cpu.md").splitlines()[2:]}
+    state = json.loads(read("bench_out", "state_loss.json"))
+    eager = {r["mixer"]: r["ms_per_iter"] for r in json.loads(read("bench_out", "throughput.json"))["rows"]
+             if not r["compile"] and r["scan"] != "chunked, C_KERNELS=0"}
+    for name, label, key in (("GPT (attention)", "GPT", "attn"), ("minGRU", "minGRU", "mingru"),
+                             ("minLSTM", "minLSTM", "minlstm"), ("Mamba", "Mamba", "mamba")):
+        cells = [c.strip() for c in rows[label].split("|")[2:5]]
+        assert cells[0] == shakespeare[name], label
+        full = max(e["state_bytes"] for e in state["gpt"]["window"])  # the full cache, K = block_size
+        nbytes = full if key == "attn" else state["rnn"][key]["state_bytes"]
+        assert cells[1].startswith(f"{nbytes:,} bytes"), label
+        assert cells[2] == f"{eager[key] / eager['attn']:.2f}x", label
+    assert len(README.splitlines()) <= 300

@@ -1,4 +1,5 @@
 """train.py end to end: configs, checkpoints, exact resume, faults, DDP, wandb offline. Tiny models, few steps."""
+import math
 import os
 import signal
 import subprocess
@@ -327,3 +328,20 @@ def test_a_gpu_config_without_a_gpu_runs_its_cpu_recipe(tmp_path, char_dataset, 
     from configurator import parse_config
     c = parse_config(train.Config, ["config/shakespeare_char_mingru.py", "--cpu_recipe=None"])
     assert c.cpu_recipe is None and c.n_embd == 384
+
+
+def test_evaluation_runs_without_dropout(tmp_path, char_dataset, capsys):
+    """At step 0 the weights do not depend on dropout, so neither may the step-0 evaluation."""
+    for dropout in (0.0, 0.3):
+        run_train(tmp_path / str(dropout), "--max_iters=1", "--eval_interval=1", f"--dropout={dropout}")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step 0:")]
+    assert len(lines) == 2 and lines[0] == lines[1]
+
+
+def test_accumulated_loss_is_the_mean_over_micro_steps(tmp_path, char_dataset, capsys):
+    """With gradient accumulation the logged loss is the mean of the micro-batches' losses: near ln(vocab) at the
+    start, as without it (a loss summed over micro-steps would log K times that)."""
+    run_train(tmp_path, "--max_iters=1", "--eval_interval=5", "--gradient_accumulation_steps=2", "--log_interval=1")
+    loss = float(next(line for line in capsys.readouterr().out.splitlines()
+                      if line.startswith("iter 1: loss")).split("loss ")[1].split(",")[0])
+    assert abs(loss - math.log(load_meta(char_dataset)["vocab_size"])) < 0.5
