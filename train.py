@@ -84,9 +84,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto (bfloat16 where supported, else float32), float32, bfloat16 or float16
     compile: bool | str = "auto"  # auto: torch.compile on CUDA (measured faster there), not elsewhere
     seed: int = 1337  # seeds the weights, the batches and dropout
-    # where no GPU is found, run this config instead (with the same overrides): the GPU-sized configs name their
-    # CPU recipe here. None: run the config as given, on whatever device there is
-    cpu_recipe: str | None = None
+    cpu_recipe: str | None = None  # without a GPU, run this config instead (the GPU configs name their CPU recipe)
 
     def __post_init__(self):
         for key in ("eval_interval", "log_interval", "eval_iters", "gradient_accumulation_steps", "batch_size",

@@ -75,6 +75,7 @@ def _judge(kernel, definition, module, probe, fast, reference):
     with torch.inference_mode(False), torch.enable_grad():  # also when first met inside evaluation's no_grad
         inputs = [t.clone().requires_grad_() for t in probe]
         want, got = reference(*inputs), fast(*inputs)
+        want = want.to(got.dtype) if want.shape == got.shape else want
         if want.shape != got.shape:
             why = f"its output has shape {tuple(want.shape)}, the kernel's {tuple(got.shape)}"
         elif not torch.allclose(want, got, **tol):

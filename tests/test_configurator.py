@@ -1,4 +1,5 @@
 """The configurator: every key checked, clear errors, ints accepted for floats, None defaults overridable."""
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -52,3 +53,19 @@ def test_config_file_errors_name_the_file(tmp_path):
     path.write_text("n_layer = (\n")
     with pytest.raises(ConfigError, match="failed to run"):
         parse_config(Cfg, [str(path)])
+
+
+def test_help_shows_each_key_with_its_value_and_what_it_does(capsys):
+    """--help: exit status 0, every key once, with the value after the config file and the overrides (not the
+    library default) and its one line of help from the config classes' comments."""
+    import train
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(train.Config, ["config/shakespeare_char_cpu_mingru.py", "--n_layer=3", "--help"])
+    assert exit_info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_key = {line.split()[0]: line for line in lines[1:]}
+    assert set(by_key) == {f.name for f in dataclasses.fields(train.Config)}
+    assert "n_layer = 3 " in by_key["n_layer"] and "blocks" in by_key["n_layer"]  # the override
+    assert "learning_rate = 0.003" in by_key["learning_rate"] and "peak learning rate" in by_key["learning_rate"]
+    assert "'mingru'" in by_key["mixer"] and "minlstm" in by_key["mixer"]  # the config file's value; the choices
+    assert all(len(line.split(None, 3)) == 4 for line in lines[1:]), "a key without help"

@@ -219,3 +219,23 @@ def test_c_library_is_built_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "_compile", no_compiling)
     assert build.library(torch.float32) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == built
+
+
+def test_an_edited_conv_runs_as_written(monkeypatch):
+    """The conv's check: a new definition of CausalConv.convolve (here, a gain on its output) makes the C conv step
+    aside, and the output is the new definition's."""
+    def convolve(self, xp):
+        T, k = xp.size(1) - self.conv.kernel_size[0] + 1, self.conv.kernel_size[0]
+        w = self.conv.weight[:, 0]
+        return 2 * sum(xp[:, j:j + T] * w[:, j] for j in range(k)) + self.conv.bias
+
+    torch.manual_seed(0)
+    conv = CausalConv(5, 3, True)
+    x = torch.randn(2, 7, 5)
+    monkeypatch.setattr(CausalConv, "convolve", convolve)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y, _ = conv(x)
+    assert [w for w in caught if "causal conv steps aside" in str(w.message)] != []
+    torch.testing.assert_close(y, convolve(conv, torch.nn.functional.pad(x, (0, 0, 2, 0))))
+    assert type(y.grad_fn).__name__ != "_ConvCBackward"
