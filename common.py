@@ -108,12 +108,16 @@ def train_command(out_dir):
     return f"make one with: python train.py CONFIG --out_dir={out_dir} (or check --out_dir)"
 
 
-def newest_checkpoint(out_dir):
-    """out_dir's ckpt.pt (the best val loss, or the latest with always_save_checkpoint) or last.pt (written at a
-    Ctrl-C when ckpt.pt keeps the best), whichever was written last; None if neither is there."""
-    found = [os.path.join(out_dir, name) for name in ("ckpt.pt", "last.pt")]
-    found = [p for p in found if os.path.exists(p)]
-    return max(found, key=os.path.getmtime) if found else None
+def latest_checkpoint(out_dir, map_location="cpu"):
+    """out_dir's later training state: ckpt.pt (the best val loss, or the latest with always_save_checkpoint) or
+    last.pt (written at a Ctrl-C when ckpt.pt keeps the best), by iteration, ckpt.pt on a tie. Returns (path,
+    checkpoint), or (None, None) where neither is there."""
+    paths = [os.path.join(out_dir, name) for name in ("ckpt.pt", "last.pt")]
+    found = {p: load_checkpoint(p, map_location) for p in paths if os.path.exists(p)}
+    if not found:
+        return None, None
+    path = max(found, key=lambda p: found[p]["iter_num"])
+    return path, found[path]
 
 
 def load_checkpoint(path, map_location="cpu"):

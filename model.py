@@ -66,7 +66,8 @@ class CausalConv(nn.Module):
         # xp (B, k-1+T, C): the input after the k-1 before it -> y (B, T, C), where output t sees inputs t-k+1..t:
         # y_t = bias + sum_j w_j * xp_{t+j}, k shifted multiply-adds (faster than Conv1d on the transposed input,
         # and they leave y contiguous for the Linear after)
-        T, k = xp.size(1) - self.conv.kernel_size[0] + 1, self.conv.kernel_size[0]
+        k = self.conv.kernel_size[0]
+        T = xp.size(1) - k + 1
         w = self.conv.weight[:, 0]  # (C, k)
         y = xp[:, :T] * w[:, 0] if self.conv.bias is None else torch.addcmul(self.conv.bias, xp[:, :T], w[:, 0])
         for j in range(1, k):

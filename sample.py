@@ -19,9 +19,8 @@ from cache import make_cache
 from common import (
     CheckpointError,
     autocast_context,
-    load_checkpoint,
+    latest_checkpoint,
     load_meta,
-    newest_checkpoint,
     resolve_device,
     tokenizer,
     train_command,
@@ -85,14 +84,13 @@ def read_prompt(start):
 
 
 def load_model(out_dir, device):
-    """The model and its tokenizer, rebuilt from out_dir's newest checkpoint alone (ckpt.pt, or last.pt where a Ctrl-C
-    wrote it after ckpt.pt)."""
-    path = newest_checkpoint(out_dir)
-    if path is None:
+    """The model and its tokenizer, rebuilt from out_dir's later checkpoint alone (ckpt.pt, or last.pt where a Ctrl-C
+    saved a later iteration)."""
+    path, ckpt = latest_checkpoint(out_dir, map_location=device)
+    if ckpt is None:
         raise CheckpointError(f"no checkpoint in {out_dir} (ckpt.pt or last.pt); {train_command(out_dir)}")
-    ckpt = load_checkpoint(path, map_location=device)
     if path.endswith("last.pt"):
-        print(f"reading {path} (iteration {ckpt.get('iter_num', '?')}, saved when training stopped; it is newer "
+        print(f"reading {path} (iteration {ckpt.get('iter_num', '?')}, saved when training stopped; it is later "
               f"than ckpt.pt, if there is one)", file=sys.stderr)
     try:
         model = GPT(GPTConfig(**ckpt["model_args"]))

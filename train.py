@@ -28,7 +28,7 @@ from common import (
     CheckpointError,
     DataError,
     autocast_context,
-    load_checkpoint,
+    latest_checkpoint,
     load_meta,
     prepare_dataset,
     remove_stale_temp_files,
@@ -251,18 +251,16 @@ def train(c, config_files=()):
         raise ConfigError(f"vocab_size={model_args['vocab_size']} is smaller than the dataset's {vocab_size}")
 
     iter_num, best_val_loss, ckpt = 0, 1e9, None
-    # ckpt.pt: what sample.py reads (the best val loss, or the latest state with always_save_checkpoint). last.pt:
-    # the state at a Ctrl-C when ckpt.pt keeps the best, so that stopping never overwrites the best model
+    # ckpt.pt: the best val loss, or the latest state with always_save_checkpoint. last.pt: the state at a Ctrl-C
+    # when ckpt.pt keeps the best, so that stopping never overwrites the best model. Resume and sample.py read the
+    # later of the two (common.latest_checkpoint)
     ckpt_path, last_path = os.path.join(c.out_dir, "ckpt.pt"), os.path.join(c.out_dir, "last.pt")
     resume_path = ckpt_path
     if c.init_from == "resume":
-        found = {p: load_checkpoint(p, map_location=device) for p in (ckpt_path, last_path) if os.path.exists(p)}
-        if not found:
+        resume_path, ckpt = latest_checkpoint(c.out_dir, map_location=device)
+        if ckpt is None:
             raise CheckpointError(f"no checkpoint to resume from in {c.out_dir} (ckpt.pt or last.pt); train one "
                                   f"first (init_from=scratch) or check --out_dir")
-        resume_path = max(found, key=lambda p: found[p]["iter_num"])  # the later state; ckpt.pt on a tie
-        ckpt = found.pop(resume_path)
-        del found
         # keys added after a checkpoint was written take their defaults, which is what that model was
         ckpt["model_args"] = {**{f.name: f.default for f in dataclasses.fields(GPTConfig)}, **ckpt["model_args"]}
         if ckpt["model_args"] != model_args:

@@ -38,16 +38,15 @@ def cell(name, gates, kh):
     if not (build.usable(kh) and kh.dim() == 3 and kh.size(-1) % PARTS[name] == 0
             and default_linear_backend("cpu", kh.size(1)) == "c"):  # SCAN_BACKEND=chunked asks for the ops
         return None
-    key = (name, kh.dtype, kh.size(-1), _fingerprint(gates))
+    key, fast = (name, kh.dtype, kh.size(-1), _fingerprint(gates)), partial(cells.cell, name)
     if key not in _verdicts:
         H = kh.size(-1) // PARTS[name]
         gen = torch.Generator().manual_seed(0)
         probe = (3 * torch.randn(2, 9, kh.size(-1), generator=gen, dtype=kh.dtype),  # both sides of g's branch
                  torch.randn(2, H, generator=gen, dtype=kh.dtype))
-        _verdicts[key] = _judge(f"kernels/cpu.c's {name} cell", _qualname(gates), gates.__self__, probe,
-                                lambda kh, h0: cells.cell(name, kh, h0),
+        _verdicts[key] = _judge(f"kernels/cpu.c's {name} cell", _qualname(gates), gates.__self__, probe, fast,
                                 lambda kh, h0: scan_linear(*gates(kh), h0))
-    return partial(cells.cell, name) if _verdicts[key] is None else None
+    return fast if _verdicts[key] is None else None
 
 
 def conv(convolve, xp):
@@ -58,12 +57,12 @@ def conv(convolve, xp):
         return None
     weight, bias = module.conv.weight, module.conv.bias
     key = ("conv", xp.dtype, tuple(weight.shape), bias is None, _fingerprint(convolve))
+    fast = partial(cells.causal_conv, weight=weight, bias=bias)
     if key not in _verdicts:
         gen = torch.Generator().manual_seed(0)
         probe = (torch.randn(2, weight.size(-1) + 6, xp.size(-1), generator=gen, dtype=xp.dtype),)
-        _verdicts[key] = _judge("kernels/cpu.c's causal conv", _qualname(convolve), module, probe,
-                                lambda xp: cells.causal_conv(xp, weight, bias), convolve)
-    return partial(cells.causal_conv, weight=weight, bias=bias) if _verdicts[key] is None else None
+        _verdicts[key] = _judge("kernels/cpu.c's causal conv", _qualname(convolve), module, probe, fast, convolve)
+    return fast if _verdicts[key] is None else None
 
 
 def _judge(kernel, definition, module, probe, fast, reference):

@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from test_model import parallel_logits, stepped_logits
 from torch import nn
 from torch.nn import functional as F
 
@@ -49,12 +50,7 @@ def assert_parallel_equals_step(mixer, **kw):
         for p in model.parameters():  # nothing hides behind a zero init
             p.add_(0.1 * torch.randn_like(p))
     idx = torch.randint(0, VOCAB, (2, 17), generator=torch.Generator().manual_seed(2))
-    logits, _ = model(idx, targets=idx)
-    state, stepped = model.init_state(2), []
-    for t in range(idx.size(1)):
-        out, state = model.step(idx[:, t], state)
-        stepped.append(out)
-    torch.testing.assert_close(logits, torch.stack(stepped, dim=1), rtol=1e-10, atol=1e-10,
+    torch.testing.assert_close(parallel_logits(model, idx), stepped_logits(model, idx)[0], rtol=1e-10, atol=1e-10,
                                msg=lambda m: f"{mixer} after the hack: forward != step\n{m}")
 
 
