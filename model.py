@@ -26,6 +26,9 @@ from scan import scan_linear
 
 NORMS = ("layernorm", "rmsnorm")
 INITS = ("gpt2", "torch", "mamba")
+POSITIONS = ("learned", "rope")
+ACTIVATIONS = ("gelu", "relu2")
+OPTIMIZERS = ("adamw", "muon")
 
 
 class LayerNorm(nn.Module):
@@ -232,10 +235,22 @@ class Mamba(nn.Module):
         return self.dropout(self.c_proj(self.readout(h, C, u, z))), h, tail
 
 
+def rotate(x, pos):
+    # RoPE (Su et al. 2021): x (B, nh, T, hs) at positions pos (T,); channel pairs (i, i + hs/2) turn by the angle
+    # pos * 10000^(-i / (hs/2)), so q . k depends on the two tokens' distance only
+    half, dtype = x.size(-1) // 2, torch.promote_types(x.dtype, torch.float32)  # the angles at least in float32
+    freq = 10000.0 ** (-torch.arange(half, device=x.device, dtype=dtype) / half)
+    angle = pos.to(dtype).unsqueeze(-1) * freq  # (T, hs/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.n_head, self.n_embd = config.n_head, config.n_embd
+        self.rope, self.qk_norm = config.pos == "rope", config.qk_norm
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
@@ -243,10 +258,14 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(self, x, cache=None, pos=None):
-        # x (B, T, C). Training: cache is None. Inference: cache is a LayerKV and pos (T,) the tokens' positions.
+        # x (B, T, C), pos (T,) the tokens' positions. Training: cache is None. Inference: cache is a LayerKV.
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if self.qk_norm:  # unit-RMS queries and keys: the logits' scale cannot run away (Dehghani et al. 2023)
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if self.rope:  # a cached key keeps the rotation of its own position, whatever the policy evicts around it
+            q, k = rotate(q, pos), rotate(k, pos)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=True)
@@ -266,12 +285,13 @@ class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, config.mlp_hidden, bias=config.bias)
-        self.gelu = nn.GELU()
+        # GPT-2's GELU, or relu(x)^2 (So et al. 2021, "Primer"; modded-nanogpt's MLP)
+        self.act = nn.GELU() if config.activation == "gelu" else lambda x: F.relu(x).square()
         self.c_proj = nn.Linear(config.mlp_hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 # config.mixer -> its class. A new mixer: a class with forward (parallel) and step (one token), and a line here;
@@ -336,7 +356,7 @@ class Block(nn.Module):
 
 @dataclass
 class GPTConfig:
-    block_size: int = 1024  # training context in tokens (the GPT's learned positions; the RNNs run past it)
+    block_size: int = 1024  # training context in tokens (the GPT's learned positions; RoPE and the RNNs run past it)
     vocab_size: int = 50304  # GPT-2's 50257 padded to a multiple of 64; train.py's None: the dataset's
     n_layer: int = 12  # blocks
     n_head: int = 12  # attention heads (the GPT only)
@@ -352,9 +372,13 @@ class GPTConfig:
     norm: str = "layernorm"  # "layernorm" (GPT-2) | "rmsnorm" (no mean, no bias)
     init: str = "gpt2"  # weight init, see GPT.init_weights: "gpt2" | "torch" | "mamba"
     tie_embeddings: bool = True  # the token embedding is lm_head's weight (nanoGPT); False: two matrices
+    activation: str = "gelu"  # the MLP's: "gelu" (GPT-2) | "relu2" (squared ReLU)
+    pos: str = "learned"  # the GPT's positions: "learned" (a table of block_size, GPT-2) | "rope" (rotary, no table)
+    qk_norm: bool = False  # the GPT's queries and keys RMS-normalised per head before the dot product
 
     def __post_init__(self):
-        for key, valid in (("mixer", tuple(MIXERS)), ("norm", NORMS), ("init", INITS)):
+        for key, valid in (("mixer", tuple(MIXERS)), ("norm", NORMS), ("init", INITS), ("pos", POSITIONS),
+                           ("activation", ACTIVATIONS)):
             if getattr(self, key) not in valid:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; choose one of {', '.join(valid)}")
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "d_state"):
@@ -366,6 +390,12 @@ class GPTConfig:
             raise ValueError(f"dropout must be in [0, 1) (got {self.dropout})")
         if self.mixer == "attn" and self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) for attention")
+        if self.mixer == "attn" and self.pos == "rope" and self.n_embd // self.n_head % 2:
+            raise ValueError(f"rope turns pairs of channels, so the head size n_embd / n_head must be even (got "
+                             f"{self.n_embd // self.n_head})")
+        if self.mixer != "attn" and (self.pos != "learned" or self.qk_norm):
+            raise ValueError(f"pos and qk_norm configure attention; a {self.mixer} model has neither, so leave "
+                             f"them at pos='learned', qk_norm=False")
         if self.mixer != "attn" and self.hidden < 1:
             raise ValueError(f"expansion * n_embd must be >= 1 (got expansion={self.expansion})")
         if self.mlp and self.mlp_hidden < 1:
@@ -385,14 +415,15 @@ class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.learned_positions = config.mixer == "attn" and config.pos == "learned"
         self.transformer = nn.ModuleDict({
             "wte": nn.Embedding(config.vocab_size, config.n_embd),
             "drop": nn.Dropout(config.dropout),
             "h": nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
             "ln_f": make_norm(config),
         })
-        if config.mixer == "attn":
-            # learned absolute positions; the RNNs need none, which is what lets them run past block_size
+        if self.learned_positions:
+            # learned absolute positions; RoPE and the RNNs need none, which is what lets them run past block_size
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -425,7 +456,7 @@ class GPT(nn.Module):
                     nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if c.init in ("gpt2", "mamba"):
             nn.init.normal_(self.transformer.wte.weight, mean=0.0, std=0.02)
-            if c.mixer == "attn":
+            if self.learned_positions:
                 nn.init.normal_(self.transformer.wpe.weight, mean=0.0, std=0.02)
             for name, p in self.named_parameters():
                 if name.endswith("c_proj.weight"):  # the projections that write into the residual stream
@@ -437,7 +468,7 @@ class GPT(nn.Module):
     def get_num_params(self, non_embedding=True):
         """Parameter count. As nanoGPT, position embeddings are subtracted; token embeddings count via lm_head."""
         n_params = sum(p.numel() for p in self.parameters())
-        if non_embedding and self.config.mixer == "attn":
+        if non_embedding and self.learned_positions:
             n_params -= self.transformer.wpe.weight.numel()
         return n_params
 
@@ -446,19 +477,19 @@ class GPT(nn.Module):
         T = idx.size(1)
         pos = torch.arange(pos0, pos0 + T, dtype=torch.long, device=idx.device)
         x = self.transformer.wte(idx)
-        if self.config.mixer == "attn":
+        if self.learned_positions:
             if pos0 + T > self.config.block_size:
                 raise ValueError(f"the GPT has learned positions for {self.config.block_size} tokens (block_size) "
                                  f"and cannot process position {pos0 + T - 1}; shorten the input, or use an RNN "
-                                 f"mixer (mingru, minlstm, mamba), which has no such limit")
+                                 f"mixer (mingru, minlstm, mamba) or pos='rope', which have no such limit")
             x = x + self.transformer.wpe(pos)
         return self.transformer.drop(x), pos
 
     def forward(self, idx, targets=None):
         """Parallel path. idx (B, T) -> logits (B, T, V) and the loss with targets, else (B, 1, V) and None."""
-        x, _ = self._embed(idx, 0)
+        x, pos = self._embed(idx, 0)
         for block in self.transformer.h:
-            x, _ = block(x)
+            x, _ = block(x, pos=pos)
         x = self.transformer.ln_f(x)
         if targets is not None:
             logits = self.lm_head(x)
@@ -521,9 +552,10 @@ class GPT(nn.Module):
         if idx.size(1) < 1:
             raise ValueError("generation needs a prompt of at least one token")
         total = idx.size(1) + max_new_tokens
-        if self.config.mixer == "attn" and total > self.config.block_size:
+        if self.learned_positions and total > self.config.block_size:
             raise ValueError(f"the GPT can hold at most block_size={self.config.block_size} tokens (its positions "
-                             f"are learned), but prompt + max_new_tokens = {total}; ask for fewer tokens")
+                             f"are learned), but prompt + max_new_tokens = {total}; ask for fewer tokens, or "
+                             f"train with pos='rope'")
         logits, state = self.prefill(idx, self.init_state(idx.size(0), **cache_options))
         logits = logits[:, -1]
         for i in range(max_new_tokens):
@@ -532,15 +564,28 @@ class GPT(nn.Module):
             if i + 1 < max_new_tokens:
                 logits, state = self.step(idx_next.squeeze(1), state)
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        # matrices and embeddings decay; biases, norm gains and Mamba's A (a decay rate, not a weight) don't
+    def configure_optimizers(self, optimizer, weight_decay, learning_rate, betas, device_type):
+        """A list of optimizers that together cover every parameter, each group's "lr" set by train.py every step.
+        adamw: AdamW on everything. muon: Muon (Jordan et al. 2024, torch.optim.Muon) on the blocks' 2-D weight
+        matrices, their updates orthogonalised, at AdamW's learning rate (match_rms_adamw scales each update to
+        AdamW's typical RMS); AdamW on the rest: embeddings, lm_head, biases, norm gains, convs, Mamba's A, D."""
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        decay = [p.dim() >= 2 and not n.endswith("A_log") for n, p in params]
-        groups = [{"params": [p for (_, p), d in zip(params, decay) if d], "weight_decay": weight_decay},
-                  {"params": [p for (_, p), d in zip(params, decay) if not d], "weight_decay": 0.0}]
+        muon = [optimizer == "muon" and n.startswith("transformer.h.") and p.dim() == 2 and not n.endswith("A_log")
+                for n, p in params]
+        rest = [(n, p) for (n, p), m in zip(params, muon) if not m]
+        # matrices and embeddings decay; biases, norm gains and Mamba's A (a decay rate, not a weight) don't
+        decay = [p.dim() >= 2 and not n.endswith("A_log") for n, p in rest]
+        groups = [{"params": [p for (_, p), d in zip(rest, decay) if d], "weight_decay": weight_decay},
+                  {"params": [p for (_, p), d in zip(rest, decay) if not d], "weight_decay": 0.0}]
         # one fused kernel for all the parameters (CUDA's, and the CPU's since PyTorch 2.4: 3-4x faster there than
         # the loop over parameters at the CPU recipe's sizes); other devices loop
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type in ("cuda", "cpu"))
+        out = [torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type in ("cuda", "cpu"))]
+        if any(muon):
+            out.append(torch.optim.Muon([p for (_, p), m in zip(params, muon) if m], lr=learning_rate,
+                                        weight_decay=weight_decay, adjust_lr_fn="match_rms_adamw"))
+        return out
 
     def flops_per_token(self, T=None):
         """Training FLOPs per token (forward + backward), PaLM appendix B style: 6N plus the mixer's own work."""

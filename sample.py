@@ -7,7 +7,8 @@ Sample from a trained model, streaming the text as it is generated.
 
 The prompt is processed in parallel (prefill); then each token is one recurrent step. minGRU/minLSTM carry a
 fixed-size state, so they can generate far past block_size in constant memory. The GPT's state is its KV cache,
-which --cache bounds to --cache_size entries per layer (cache.py); its learned positions still stop it at block_size.
+which --cache bounds to --cache_size entries per layer (cache.py); learned positions stop it at block_size, RoPE's
+(pos='rope') do not.
 """
 import sys
 import time
@@ -124,21 +125,21 @@ def main(argv=None):
         except ValueError as e:
             raise ConfigError(f"{e}; use characters of the training text") from None
         if c.max_new_tokens is None:
-            room = model.config.block_size - len(ids) if model.config.mixer == "attn" else 500
+            room = model.config.block_size - len(ids) if model.learned_positions else 500
             c.max_new_tokens = min(500, room)
             if c.max_new_tokens < 1:
                 raise ConfigError(f"the prompt ({len(ids)} tokens) fills the GPT's block_size="
                                   f"{model.config.block_size}; shorten it")
             if room < 500:
                 print(f"note: the GPT stops at block_size={model.config.block_size} tokens (its positions are "
-                      f"learned), so it generates {room} after the prompt's {len(ids)}; an RNN mixer has no such "
-                      f"limit", file=sys.stderr)
+                      f"learned), so it generates {room} after the prompt's {len(ids)}; an RNN mixer or a GPT "
+                      f"trained with pos='rope' has no such limit", file=sys.stderr)
         total = len(ids) + c.max_new_tokens
-        if model.config.mixer == "attn" and total > model.config.block_size:
+        if model.learned_positions and total > model.config.block_size:
             raise ConfigError(f"the GPT has learned positions for block_size={model.config.block_size} tokens, "
                               f"but the prompt ({len(ids)}) + max_new_tokens ({c.max_new_tokens}) = {total}. A "
                               f"bounded --cache shrinks memory, not the position table: ask for fewer tokens "
-                              f"(an RNN mixer has no such limit)")
+                              f"(an RNN mixer or pos='rope' has no such limit)")
     except (ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

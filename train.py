@@ -37,7 +37,7 @@ from common import (
     split_loss,
 )
 from configurator import ConfigError, parse_config
-from model import GPT, GPTConfig
+from model import GPT, OPTIMIZERS, GPTConfig
 
 
 @dataclass
@@ -66,17 +66,20 @@ class TrainConfig:
     # iteration holds batch_size * block_size tokens. What lets the GPT learn at block_size 512 on the CPU budget
     seq_warmup_iters: int = 0  # grow the training windows over this many iterations (0: off; see above)
     seq_warmup_start: int = 64  # the sequence length warmup's first window length
-    # AdamW
-    learning_rate: float = 6e-4  # AdamW's peak learning rate
+    # the optimizer: AdamW, or Muon on the blocks' weight matrices and AdamW on the rest (GPT.configure_optimizers)
+    optimizer: str = "adamw"  # "adamw" | "muon"
+    learning_rate: float = 6e-4  # the peak learning rate (Muon's too: its updates are scaled to AdamW's RMS)
     max_iters: int = 5000  # training iterations (optimizer steps)
-    weight_decay: float = 1e-1  # AdamW's, on matrices and embeddings only
+    weight_decay: float = 1e-1  # decoupled, on matrices and embeddings only
     beta1: float = 0.9  # AdamW's first-moment decay
     beta2: float = 0.95  # AdamW's second-moment decay
     grad_clip: float = 1.0  # 0 disables clipping
-    # learning rate schedule: linear warmup, then cosine decay to min_lr
+    # learning rate schedule: linear warmup, then down to min_lr at lr_decay_iters
     decay_lr: bool = True  # False: a constant learning_rate
+    schedule: str = "cosine"  # "cosine" decay after the warmup | "wsd": constant, then a linear cooldown at the end
+    cooldown_frac: float = 0.2  # wsd: the last fraction of lr_decay_iters spent cooling down to min_lr
     warmup_iters: int = 100  # linear warmup from 0 to learning_rate
-    lr_decay_iters: int = 5000  # the cosine decay ends here (usually max_iters)
+    lr_decay_iters: int = 5000  # the decay ends here (usually max_iters)
     min_lr: float = 6e-5  # the learning rate after the decay (learning_rate / 10)
     # system
     backend: str = "auto"  # DDP backend: auto (nccl on cuda, gloo otherwise), nccl or gloo
@@ -102,7 +105,10 @@ class TrainConfig:
                               "length); set it to 0")
         if self.learning_rate <= 0 or self.min_lr < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError("learning_rate must be > 0, and min_lr, grad_clip and weight_decay >= 0")
+        if not 0.0 < self.cooldown_frac <= 1.0:
+            raise ConfigError(f"cooldown_frac must be in (0, 1] (got {self.cooldown_frac})")
         choices = {"init_from": ("scratch", "resume"), "backend": ("auto", "nccl", "gloo"),
+                   "optimizer": OPTIMIZERS, "schedule": ("cosine", "wsd"),
                    "dtype": ("auto", "float32", "bfloat16", "float16"), "compile": ("auto", True, False)}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
@@ -123,6 +129,10 @@ def get_lr(it, c):
         return c.learning_rate * (it + 1) / (c.warmup_iters + 1)
     if it > c.lr_decay_iters:
         return c.min_lr
+    if c.schedule == "wsd":  # warmup-stable-decay (Hu et al. 2024, MiniCPM): flat, then linear to min_lr
+        start = c.lr_decay_iters * (1 - c.cooldown_frac)
+        ratio = min(1.0, max(0.0, (it - start) / max(1, c.lr_decay_iters - start)))
+        return c.learning_rate - ratio * (c.learning_rate - c.min_lr)
     ratio = (it - c.warmup_iters) / max(1, c.lr_decay_iters - c.warmup_iters)
     return c.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (c.learning_rate - c.min_lr)
 
@@ -276,9 +286,16 @@ def train(c, config_files=()):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     scaler = torch.amp.GradScaler(device_type, enabled=c.dtype == "float16")
-    optimizer = model.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device_type)
+    optimizers = model.configure_optimizers(c.optimizer, c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
+                                            device_type)
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
+        states = ckpt["optimizer"] if isinstance(ckpt["optimizer"], list) else [ckpt["optimizer"]]  # older: one
+        if len(states) != len(optimizers):
+            raise ConfigError(f"the checkpoint in {c.out_dir} was trained with another optimizer (it holds "
+                              f"{len(states)} optimizer states, optimizer={c.optimizer!r} needs {len(optimizers)}); "
+                              f"resume with the optimizer it was trained with")
+        for optimizer, state in zip(optimizers, states):
+            optimizer.load_state_dict(state)
         scaler.load_state_dict(ckpt["scaler"])
         print(f"resuming from {resume_path} at iteration {iter_num}")
     del ckpt
@@ -291,7 +308,8 @@ def train(c, config_files=()):
 
     def save(reason, path=ckpt_path):
         save_checkpoint(path, {
-            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "model": raw_model.state_dict(), "optimizer": [o.state_dict() for o in optimizers],
+            "scaler": scaler.state_dict(),
             "model_args": model_args, "config": dataclasses.asdict(c), "iter_num": iter_num,
             "best_val_loss": best_val_loss, "dataset": c.dataset,
         })
@@ -362,7 +380,7 @@ def train(c, config_files=()):
         first_iteration = True
         while True:
             lr = get_lr(iter_num, c)
-            for group in optimizer.param_groups:
+            for group in (group for o in optimizers for group in o.param_groups):
                 group["lr"] = lr
             if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
                 check_finite()
@@ -413,11 +431,13 @@ def train(c, config_files=()):
                 warn_if_untrained(raw_model, log)
                 first_iteration = False
             if c.grad_clip != 0.0:
-                scaler.unscale_(optimizer)
+                for optimizer in optimizers:
+                    scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-            scaler.step(optimizer)
+            for optimizer in optimizers:
+                scaler.step(optimizer)
             scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            model.zero_grad(set_to_none=True)
 
             t1 = time.time()
             dt, t0 = t1 - t0, t1

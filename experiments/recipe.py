@@ -14,13 +14,12 @@ ablation continues where it stopped and more seeds can be added later. Seeds go 
 with --seeds 3, every cell gets seed 0 before any cell gets seed 1. Writes recipe.json, .md and .png.
 """
 import argparse
-import fcntl
 import json
 import os
 import statistics
 import threading
 
-from experiments.runs import ROOT, run_side_by_side, threads_per_job, train_run
+from experiments.runs import ROOT, record_run, run_key, run_side_by_side, threads_per_job, train_run
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
@@ -102,11 +101,6 @@ def cells(mixer):
     return out
 
 
-def run_key(setting):
-    return ",".join(f"{k}={setting[k]:.6g}" if isinstance(setting[k], float) else f"{k}={setting[k]}"
-                    for k in sorted(setting))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
@@ -146,16 +140,8 @@ def main():
         evals, whole = train_run([CONFIG.format(mixer), *overrides, f"--seed={seed}", f"--out_dir={out_dir}",
                                   *args.extra], os.path.join(out_dir, "train.log"),
                                  threads=threads_per_job(args.jobs), label=f"[{mixer} {key} seed {seed}] ")
-        with lock, open(f"{stem}.lock", "w") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)  # another driver may be adding runs to the same JSON
-            if os.path.exists(f"{stem}.json"):
-                with open(f"{stem}.json") as f:
-                    data["runs"] = json.load(f)["runs"]
-            data["runs"].setdefault(mixer, {}).setdefault(key, {})[str(seed)] = {"whole_val": whole,
-                                                                                  "evals": evals}
-            with open(f"{stem}.json.tmp", "w") as f:
-                json.dump(data, f, indent=1)
-            os.replace(f"{stem}.json.tmp", f"{stem}.json")
+        with lock:
+            record_run(stem, data, (mixer, key, str(seed)), {"whole_val": whole, "evals": evals})
 
     run_side_by_side(run, todo, args.jobs)
     report(stem, data)

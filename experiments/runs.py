@@ -1,4 +1,5 @@
 """Run train.py as a subprocess and read its evaluation lines back: what the experiment drivers share."""
+import fcntl
 import json
 import os
 import re
@@ -40,6 +41,29 @@ def train_run(args, log_path, threads=None, label=""):
     if proc.wait() != 0:
         raise SystemExit(f"train.py {' '.join(args)} failed; see {log_path}")
     return read_evals(lines)
+
+
+def run_key(setting):
+    """A setting {key: value} as one stable string, the key of its runs in a driver's JSON."""
+    return ",".join(f"{k}={setting[k]:.6g}" if isinstance(setting[k], float) else f"{k}={setting[k]}"
+                    for k in sorted(setting))
+
+
+def record_run(stem, data, path, value):
+    """Store value at data["runs"][path[0]][path[1]]... and write stem.json atomically, merged with what is on disk
+    under a file lock (another driver may be adding runs to the same JSON)."""
+    with open(f"{stem}.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if os.path.exists(f"{stem}.json"):
+            with open(f"{stem}.json") as f:
+                data["runs"] = json.load(f)["runs"]
+        node = data["runs"]
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+        with open(f"{stem}.json.tmp", "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(f"{stem}.json.tmp", f"{stem}.json")
 
 
 def keep_earlier_runs(path, data, same, keys):

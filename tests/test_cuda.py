@@ -45,7 +45,7 @@ def test_model_on_cuda_parallel_matches_steps(mixer):
 def test_bf16_training_step_on_cuda(mixer):
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=64, vocab_size=11, n_layer=2, n_head=2, n_embd=32, mixer=mixer)).cuda()
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cuda")
+    opt, = model.configure_optimizers("adamw", 0.1, 1e-3, (0.9, 0.95), "cuda")
     idx = torch.randint(0, 11, (4, 64), device="cuda")
     losses = []
     for _ in range(20):

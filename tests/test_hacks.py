@@ -25,7 +25,7 @@ def train(mixer, steps=4, **kw):
     """A few AdamW steps on the CPU, float32 (what train.py runs): the model, its losses and the FastPathWarnings."""
     torch.manual_seed(0)
     model = GPT(config(mixer, **kw))
-    opt = model.configure_optimizers(0.1, 3e-3, (0.9, 0.99), "cpu")
+    opt, = model.configure_optimizers("adamw", 0.1, 3e-3, (0.9, 0.99), "cpu")
     data = torch.randint(0, VOCAB, (6, 25), generator=torch.Generator().manual_seed(1))
     losses = []
     with warnings.catch_warnings(record=True) as caught:

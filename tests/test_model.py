@@ -10,7 +10,9 @@ VOCAB, BLOCK = 11, 24
 # alike, so every mixer is checked with the defaults and with each non-default option
 RECIPES = {"default": {}, "rms-torch-nobias": {"norm": "rmsnorm", "init": "torch", "bias": False, "mlp_ratio": 2.5,
                                                "tie_embeddings": False},
-           "mamba": {"init": "mamba"}}
+           "mamba": {"init": "mamba"},
+           # the modern options (the GPT's RoPE and QK-norm; the MLP's squared ReLU for every mixer)
+           "modern": {"activation": "relu2", "pos": "rope", "qk_norm": True}}
 CASES = [(mixer, conv) for mixer in MIXERS for conv in (0, 3)]
 RECIPE_CASES = [(mixer, conv, recipe) for mixer, conv in CASES for recipe in RECIPES]
 
@@ -32,6 +34,8 @@ def tiny(mixer, conv=0, recipe="default", **kw):
     torch.manual_seed(0)
     cfg = {"block_size": BLOCK, "vocab_size": VOCAB, "n_layer": 2, "n_head": 2, "n_embd": 16, "dropout": 0.0,
            "bias": True, "mixer": mixer, "conv": conv, "expansion": 1.5, **RECIPES[recipe]}
+    if mixer != "attn":  # positions and QK-norm are attention's: an RNN config refuses them
+        cfg.pop("pos", None), cfg.pop("qk_norm", None)
     cfg.update(kw)
     return GPT(GPTConfig(**cfg)).double().eval()
 
@@ -119,7 +123,7 @@ def test_causality(mixer, conv):
 def test_a_few_steps_reduce_the_loss(mixer):
     torch.manual_seed(0)
     model = GPT(GPTConfig(block_size=16, vocab_size=VOCAB, n_layer=2, n_head=2, n_embd=32, mixer=mixer, conv=2))
-    opt = model.configure_optimizers(0.1, 1e-2, (0.9, 0.99), "cpu")
+    opt, = model.configure_optimizers("adamw", 0.1, 1e-2, (0.9, 0.99), "cpu")
     data = tokens(8, 17, seed=3)
     x, y = data[:, :-1], data[:, 1:]
     losses = []
@@ -163,6 +167,63 @@ def test_gpt_refuses_to_go_past_block_size():
         model(tokens(1, BLOCK + 1))
 
 
+def test_rope_gpt_sees_distances_only_and_runs_past_block_size():
+    model = tiny("attn", pos="rope", n_layer=1)
+    assert not hasattr(model.transformer, "wpe")  # no position table
+    idx = tokens(2, 7)
+    want = parallel_logits(model, idx)
+    # the same tokens at positions 30..36 (past block_size = 24): every query-key distance is the same, so the same
+    # logits (learned positions would differ, and refuse)
+    state = model.init_state(2)
+    state["pos"] = 30
+    got, _ = model.prefill(idx, state)
+    close(got, want, "rope at an offset")
+    # a window cache of 5 stepped to 3 x block_size: at each step exactly attention over the 5 cached tokens and the
+    # new one, each at its original position (one layer, so the cached keys depend on their own token only)
+    long = tokens(1, 3 * BLOCK, seed=4)
+    state = model.init_state(1, policy="window", size=5)
+    for t in range(long.size(1)):
+        logits, state = model.step(long[:, t], state)
+        if t >= 5 and t % 7 == 0:
+            close(logits, parallel_logits(model, long[:, t - 5:t + 1])[:, -1], f"window step at {t}")
+    assert state["pos"] == 3 * BLOCK
+    assert model.generate(idx[:1, :3], max_new_tokens=2 * BLOCK).shape == (1, 3 + 2 * BLOCK)
+
+
+def test_rope_turns_queries_and_keys_by_their_positions():
+    from model import rotate
+    x = torch.randn(1, 1, 3, 4, dtype=torch.float64)
+    pos = torch.tensor([0, 1, 5])
+    got = rotate(x, pos)
+    # pairs (0, 2) at angle p and (1, 3) at angle p / 100 (theta_i = 10000^(-i / 2) for head size 4)
+    for t, p in enumerate(pos.tolist()):
+        for i, angle in ((0, p), (1, p / 100)):
+            c, s = torch.cos(torch.tensor(angle, dtype=torch.float64)), torch.sin(torch.tensor(angle,
+                                                                                             dtype=torch.float64))
+            a, b = x[0, 0, t, i], x[0, 0, t, i + 2]
+            close(got[0, 0, t, i], a * c - b * s, "first of the pair")
+            close(got[0, 0, t, i + 2], a * s + b * c, "second of the pair")
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
+    for mixer in MIXERS:
+        model = tiny(mixer, conv=3, tie_embeddings=False)
+        adamw, muon = model.configure_optimizers("muon", 0.1, 1e-3, (0.9, 0.95), "cpu")
+        assert isinstance(muon, torch.optim.Muon) and isinstance(adamw, torch.optim.AdamW)
+        names = {id(p): n for n, p in model.named_parameters()}
+        in_muon = {names[id(p)] for group in muon.param_groups for p in group["params"]}
+        in_adamw = {names[id(p)] for group in adamw.param_groups for p in group["params"]}
+        assert in_muon | in_adamw == set(names.values()) and not in_muon & in_adamw  # each parameter once
+        assert in_muon == {n for n, p in model.named_parameters()
+                           if n.startswith("transformer.h.") and p.dim() == 2 and not n.endswith("A_log")}
+        assert {"lm_head.weight", "transformer.wte.weight"} <= in_adamw
+        assert all(group["weight_decay"] == 0.1 for group in muon.param_groups)
+    only, = tiny("attn").configure_optimizers("adamw", 0.1, 1e-3, (0.9, 0.95), "cpu")
+    assert isinstance(only, torch.optim.AdamW)
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        tiny("attn").configure_optimizers("sgd", 0.1, 1e-3, (0.9, 0.95), "cpu")
+
+
 @pytest.mark.parametrize("mixer", MIXERS)
 def test_generate_equals_sampling_from_full_forward_passes(mixer):
     model = tiny(mixer, conv=2)
@@ -188,6 +249,11 @@ def test_cache_options_are_for_the_gpt_only():
     ({"init": "xavier"}, "unknown init 'xavier'; choose one of gpt2, torch, mamba"),
     ({"norm": "batchnorm"}, "unknown norm 'batchnorm'; choose one of layernorm, rmsnorm"),
     ({"mlp_ratio": 0.0}, "mlp_ratio"),
+    ({"pos": "alibi"}, "unknown pos 'alibi'; choose one of learned, rope"),
+    ({"activation": "swish"}, "unknown activation 'swish'"),
+    ({"pos": "rope", "n_embd": 6, "n_head": 2}, "head size .* must be even"),
+    ({"mixer": "mingru", "qk_norm": True}, "pos and qk_norm configure attention"),
+    ({"mixer": "mamba", "pos": "rope"}, "pos and qk_norm configure attention"),
 ])
 def test_config_errors_name_the_problem(bad, match):
     cfg = {"block_size": 8, "vocab_size": VOCAB, "n_layer": 1, "n_head": 2, "n_embd": 16}
@@ -370,7 +436,7 @@ def test_mamba_init_and_state_shapes():
     dt = torch.nn.functional.softplus(mamba.dt_proj.bias)
     assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001 and dt.std() > 0
     # A is a decay rate, not a weight: no weight decay on it (nor on D, a vector)
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    opt, = model.configure_optimizers("adamw", 0.1, 1e-3, (0.9, 0.99), "cpu")
     no_decay = {id(p) for group in opt.param_groups if group["weight_decay"] == 0 for p in group["params"]}
     assert id(mamba.A_log) in no_decay and id(mamba.D) in no_decay and id(mamba.in_proj.weight) not in no_decay
     state = model.init_state(3)

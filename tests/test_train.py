@@ -46,8 +46,9 @@ def test_compile_auto_leaves_a_cpu_run_eager(tmp_path, char_dataset, monkeypatch
     assert len(compiled) == 1
 
 
-@pytest.mark.parametrize("extra", [[], ["--block_size=32", "--seq_warmup_iters=8", "--seq_warmup_start=8"]],
-                         ids=["plain", "seq_warmup"])
+@pytest.mark.parametrize("extra", [[], ["--block_size=32", "--seq_warmup_iters=8", "--seq_warmup_start=8"],
+                                   ["--optimizer=muon", "--schedule=wsd", "--weight_decay=0.1"]],
+                         ids=["plain", "seq_warmup", "muon_wsd"])
 def test_resume_continues_exactly(tmp_path, char_dataset, extra):
     common = ["--eval_interval=5", "--lr_decay_iters=10", "--dropout=0.1", "--always_save_checkpoint=True", *extra]
     run_train(tmp_path / "a", "--max_iters=10", *common)
@@ -86,6 +87,25 @@ def test_resume_with_another_model_config_is_refused(tmp_path, char_dataset, cap
         run_train(tmp_path, "--max_iters=4", "--init_from=resume", "--n_embd=64")
     assert e.value.code == 2
     assert "different model config" in capsys.readouterr().err
+
+
+def test_resume_with_another_optimizer_is_refused(tmp_path, char_dataset, capsys):
+    run_train(tmp_path, "--max_iters=2", "--eval_interval=2")
+    with pytest.raises(SystemExit) as e:
+        run_train(tmp_path, "--max_iters=4", "--init_from=resume", "--optimizer=muon")
+    assert e.value.code == 2
+    assert "trained with another optimizer" in capsys.readouterr().err
+
+
+def test_wsd_schedule_warms_up_holds_then_cools_down_linearly():
+    c = train.Config(learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=100, schedule="wsd",
+                     cooldown_frac=0.2)
+    lrs = [train.get_lr(it, c) for it in range(120)]
+    assert lrs[:10] == [(it + 1) / 11 for it in range(10)]
+    assert lrs[10:81] == [1.0] * 71  # stable until the last 20 of the 100 iterations
+    assert math.isclose(lrs[90], 0.55) and all(math.isclose(lr, 0.1) for lr in lrs[100:])  # halfway, then min_lr
+    cosine = train.Config(learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=100)
+    assert math.isclose(train.get_lr(55, cosine), 0.55)  # halfway through the cosine decay, for comparison
 
 
 def test_resume_from_a_checkpoint_older_than_a_model_key(tmp_path, char_dataset):
@@ -204,11 +224,12 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_resumes_from_the_interrupted_state
 def test_ddp_on_two_cpu_processes_stays_in_sync_and_resumes_exactly(tmp_path, char_dataset):
     """Uninterrupted 6 iterations against 3, then 3 more after a resume, on 2 processes with dropout: the same
     weights only if every rank draws the same batches and dropout masks after the resume as without it. At the end
-    train.py checks that the ranks hold identical weights (it fails when gradients are not synchronised)."""
+    train.py checks that the ranks hold identical weights (it fails when gradients are not synchronised). With
+    Muon, so both optimizers' states travel through the checkpoint."""
     def ddp(out_dir, *args):
         res = cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *TINY,
                   f"--out_dir={out_dir}", "--gradient_accumulation_steps=2", "--dropout=0.1", "--eval_interval=3",
-                  "--lr_decay_iters=6", *args)
+                  "--lr_decay_iters=6", "--optimizer=muon", *args)
         assert res.returncode == 0, res.stdout + res.stderr
         assert "world size 2" in res.stdout
     ddp(tmp_path / "a", "--max_iters=6")
@@ -266,6 +287,10 @@ def test_wandb_offline_run_completes(tmp_path, char_dataset):
     (["--seq_warmup_iters=10", "--seq_warmup_start=64"], "seq_warmup_start must be in [1, block_size=16]"),
     (["--dataset=selective_copying", "--seq_warmup_iters=10", "--seq_warmup_start=8"],
      "seq_warmup_iters does not apply to selective copying"),
+    (["--optimizer=sgd"], "optimizer must be one of adamw, muon (got 'sgd')"),
+    (["--schedule=linear"], "schedule must be one of cosine, wsd"),
+    (["--cooldown_frac=0"], "cooldown_frac must be in (0, 1]"),
+    (["--pos=rope", "--mixer=mingru"], "pos and qk_norm configure attention"),
 ])
 def test_cli_errors_are_one_clear_line(args, message):
     res = cli("train.py", *TINY, "--max_iters=1", *args)

@@ -1,0 +1,227 @@
+"""
+The equal-effort search: every mixer gets the same staged cells on the CPU recipe (block 64, batch 12, 4 layers,
+128 dims, 2000 iterations), each from the mixer's recipe before the search (BASES: its shipped CPU config, AdamW),
+screened on seed 0, with the finalists confirmed on seeds 1 and 2. Every cell is scored by the loss over the whole
+val split at the end of training.
+
+    python -m experiments.search                          # every mixer, 2 runs side by side
+    python -m experiments.search --mixers gpt mingru --finalists 1
+    python -m experiments.search --report_only            # the tables and plot again, from the JSON
+
+The stages, each chosen from the results before it by the same rule for every mixer:
+1. optimizer x learning rate: AdamW at the base's learning rate (experiments.recipe bracketed AdamW's around it),
+   Muon at 0.5x, 1x and 2x that rate, widened by factors of 2 while the best Muon rate sits at an edge;
+2. one change at a time from stage 1's best: the WSD schedule, the other init, the other embedding tying, RMSNorm, a
+   squared-ReLU MLP, and for the GPT its modern options, RoPE and QK-norm;
+3. every stage-2 change that beat stage 2's start, together (where there are two or more);
+4. the `--finalists` best cells at seed 0 over seeds 1 and 2 as well.
+A run already in experiments_out/search.json is not run again, so an interrupted search resumes where it stopped.
+Writes search.json (the truth), search.md and search.png.
+"""
+import argparse
+import json
+import os
+import statistics
+import threading
+
+from experiments.runs import record_run, run_key, run_side_by_side, threads_per_job, train_run
+
+OUT = "experiments_out"
+NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
+CONFIG = "config/shakespeare_char_cpu_{}.py"
+# each mixer's recipe before the search, every searched key spelled out, so that a cell means the same run whatever
+# the config file says after the search adopts its winner
+DEFAULTS = {"optimizer": "adamw", "schedule": "cosine", "norm": "layernorm", "activation": "gelu"}
+BASES = {"gpt": {**DEFAULTS, "learning_rate": 3e-3, "weight_decay": 0.1, "init": "gpt2", "tie_embeddings": True,
+                 "pos": "learned", "qk_norm": False},
+         "mingru": {**DEFAULTS, "learning_rate": 3e-3, "weight_decay": 0.0, "init": "torch", "tie_embeddings": False},
+         "minlstm": {**DEFAULTS, "learning_rate": 3e-3, "weight_decay": 0.0, "init": "torch",
+                     "tie_embeddings": False},
+         "mamba": {**DEFAULTS, "learning_rate": 3e-3, "weight_decay": 0.0, "init": "mamba", "tie_embeddings": True}}
+OTHER_INIT = {"gpt2": "torch", "torch": "gpt2", "mamba": "gpt2"}
+
+
+def stage_cells(mixer, screen):
+    """[(stage, {cell name: setting})] for the stages whose cells can be named from the seed-0 losses so far
+    (screen: {cell name: loss}); the list stops at the first stage that waits for runs not yet made."""
+    base = BASES[mixer]
+    stages = [("1 optimizer x lr", {"adamw": base, **{f"muon_lr_x{f:g}": {**base, "optimizer": "muon",
+                                                                           "learning_rate": base["learning_rate"] * f}
+                                                      for f in (0.5, 1, 2)}})]
+    while True:  # widen Muon's bracket while its best rate is at an edge
+        cells = {k: v for _, stage in stages for k, v in stage.items()}
+        if any(name not in screen for name in cells):
+            return stages
+        factors = sorted(float(name.split("_x")[1]) for name in cells if name.startswith("muon_lr_x"))
+        best = min(factors, key=lambda f: screen[f"muon_lr_x{f:g}"])
+        edge = best * 2 if best == factors[-1] else best / 2 if best == factors[0] else None
+        if edge is None or not 1 / 16 <= edge <= 16:
+            break
+        stages.append(("1 optimizer x lr", {f"muon_lr_x{edge:g}": {**base, "optimizer": "muon",
+                                                                    "learning_rate": base["learning_rate"] * edge}}))
+    start_name = min(cells, key=screen.get)
+    start = cells[start_name]
+    changes = {"wsd": {"schedule": "wsd"}, "other_init": {"init": OTHER_INIT[start["init"]]},
+               "other_tying": {"tie_embeddings": not start["tie_embeddings"]}, "rmsnorm": {"norm": "rmsnorm"},
+               "relu2": {"activation": "relu2"}}
+    if mixer == "gpt":
+        changes.update(rope={"pos": "rope"}, qk_norm={"qk_norm": True})
+    two = {f"{start_name}+{k}": {**start, **v} for k, v in changes.items()}
+    stages.append(("2 one change", two))
+    if any(name not in screen for name in two):
+        return stages
+    better = [k for k in changes if screen[f"{start_name}+{k}"] < screen[start_name]]
+    if len(better) >= 2:
+        combined = {k: v for c in better for k, v in changes[c].items()}
+        stages.append(("3 combined", {f"{start_name}+{'+'.join(better)}": {**start, **combined}}))
+    return stages
+
+
+def all_cells(mixer, screen):
+    return {name: (stage, setting) for stage, cells in stage_cells(mixer, screen) for name, setting in cells.items()}
+
+
+def losses(data, mixer, setting):
+    """{seed: whole-split val loss} of a setting's runs."""
+    runs = data["runs"].get(mixer, {}).get(run_key(setting), {})
+    return {int(s): r["whole_val"] for s, r in runs.items()}
+
+
+def screen_losses(data, mixer):
+    cells = {}
+    while True:  # the cells named so far, until no new one can be named
+        named = all_cells(mixer, cells)
+        cells = {n: losses(data, mixer, s)[0] for n, (_, s) in named.items() if 0 in losses(data, mixer, s)}
+        if set(all_cells(mixer, cells)) == set(named):
+            return named, cells
+
+
+def finalists(data, mixer, n):
+    named, screen = screen_losses(data, mixer)
+    if any(name not in screen for name in named):
+        return []
+    return sorted(screen, key=screen.get)[:n]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mixers", nargs="+", choices=list(NAMES), default=list(NAMES))
+    parser.add_argument("--finalists", type=int, default=2, help="cells confirmed on seeds 1 and 2 per mixer")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side, each on cpu_count/jobs threads")
+    parser.add_argument("--report_only", action="store_true", help="redo the tables and plot from the JSON")
+    args = parser.parse_args()
+    stem = os.path.join(OUT, "search")
+    data = {"runs": {}}
+    if os.path.exists(f"{stem}.json"):
+        with open(f"{stem}.json") as f:
+            data = json.load(f)
+    lock = threading.Lock()
+
+    def run(job):
+        mixer, name, setting, seed = job
+        out_dir = os.path.join(OUT, "search", mixer, name, f"seed{seed}")
+        overrides = [f"--{k}={v}" for k, v in setting.items()]
+        evals, whole = train_run([CONFIG.format(mixer), *overrides, f"--seed={seed}", f"--out_dir={out_dir}"],
+                                 os.path.join(out_dir, "train.log"), threads=threads_per_job(args.jobs),
+                                 label=f"[{mixer} {name} seed {seed}] ")
+        with lock:
+            record_run(stem, data, (mixer, run_key(setting), str(seed)), {"whole_val": whole, "evals": evals})
+
+    while not args.report_only:  # one round per stage: every mixer's next cells, then what they make nameable
+        todo = []
+        for mixer in args.mixers:
+            named, screen = screen_losses(data, mixer)
+            todo += [(mixer, n, s, 0) for n, (_, s) in named.items() if n not in screen]
+            if not todo or todo[-1][0] != mixer:  # this mixer's screen is done: its finalists' other seeds
+                todo += [(mixer, n, named[n][1], seed) for n in finalists(data, mixer, args.finalists)
+                         for seed in (1, 2) if seed not in losses(data, mixer, named[n][1])]
+        if not todo:
+            break
+        print(f"{len(todo)} runs in this round, {args.jobs} at a time")
+        run_side_by_side(run, todo, args.jobs)
+    report(stem, data)
+
+
+def describe(setting, base):
+    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
+               if base.get(k) != v]
+    return ", ".join(changed) or "(base)"
+
+
+def best(data, mixer):
+    """The cell with the lowest mean over three seeds (None before any finalist has them): (name, [losses])."""
+    named, _ = screen_losses(data, mixer)
+    done = {n: losses(data, mixer, s) for n, (_, s) in named.items()}
+    done = {n: [v[s] for s in (0, 1, 2)] for n, v in done.items() if all(s in v for s in (0, 1, 2))}
+    return min(done.items(), key=lambda kv: statistics.mean(kv[1])) if done else None
+
+
+def fmt(values):
+    return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+
+
+def report(stem, data):
+    """One table per mixer with the same rows (stage, cell, change from the base, seed 0, three seeds), a summary
+    table of each mixer at its best, and a dot plot of every cell."""
+    lines, summary = [], []
+    for mixer in NAMES:
+        named, screen = screen_losses(data, mixer)
+        if not screen:
+            continue
+        lines += [f"**{NAMES[mixer]}**, base (`{CONFIG.format(mixer)}` before the search): "
+                  f"{describe(BASES[mixer], {})}", "",
+                  "| stage | cell | change from the base | seed 0 | seeds 0-2 (mean ± std) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for name, (stage, setting) in named.items():
+            runs = losses(data, mixer, setting)
+            three = fmt([runs[s] for s in (0, 1, 2)]) if all(s in runs for s in (0, 1, 2)) else ""
+            seed0 = f"{runs[0]:.4f}" if 0 in runs else "(not run)"
+            lines.append(f"| {stage} | {name} | {describe(setting, BASES[mixer])} | {seed0} | {three} |")
+        lines.append("")
+        top = best(data, mixer)
+        if top:
+            summary.append(f"| {NAMES[mixer]} | {top[0]} | {describe(named[top[0]][1], BASES[mixer])} | "
+                           f"{fmt(top[1])} |")
+    if summary:
+        lines += ["**Each mixer at its best** (the finalist with the lowest mean over seeds 0, 1 and 2)", "",
+                  "| mixer | cell | change from the base | whole-split val loss, 3 seeds |",
+                  "| --- | --- | --- | --- |", *summary, ""]
+    table = "\n".join(lines)
+    print(table)
+    with open(f"{stem}.md", "w") as f:
+        f.write(table)
+    plot(f"{stem}.png", data)
+
+
+def plot(path, data):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = [(m, screen_losses(data, m)[0]) for m in NAMES if screen_losses(data, m)[1]]
+    tallest = max(len(named) for _, named in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 1.4 + 0.26 * tallest), sharex=True,
+                             squeeze=False)
+    for ax, (mixer, named) in zip(axes[0], panels):
+        names = list(named)
+        for y, name in enumerate(names):
+            runs = list(losses(data, mixer, named[name][1]).values())
+            if runs:
+                ax.scatter(runs, [y] * len(runs), color="C0", s=12, alpha=0.6)
+                ax.plot([statistics.mean(runs)], [y], "k|", markersize=14)
+        base = losses(data, mixer, BASES[mixer]).get(0)
+        if base is not None:
+            ax.axvline(base, color="gray", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(names)), [n.replace("muon_lr_", "muon ") for n in names])
+        ax.invert_yaxis()
+        ax.set_title(NAMES[mixer])
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(alpha=0.3, axis="x")
+    fig.supxlabel("whole-split val loss (dots: seeds, bar: mean; dashed: the base at seed 0)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
