@@ -1,6 +1,7 @@
 """bench.py length: loss by position far past the training length. The RNNs read each stretch of the val split in
-one pass, carrying their state from chunk to chunk; the GPT, whose positions are learned, re-runs a sliding window
-of its block_size instead (its baseline, not the same thing)."""
+one pass, carrying their state from chunk to chunk, and so does a RoPE GPT (pos='rope'), its full KV cache growing;
+a GPT with learned positions re-runs a sliding window of its block_size instead (its baseline, not the same
+thing)."""
 import os
 
 import numpy as np
@@ -72,12 +73,12 @@ def bench_length(args):
         if args.tokens < 2 * c.block_size:
             raise SystemExit(f"{path} was trained at block_size {c.block_size}; --tokens must be at least twice that")
         x, y = stretches(dataset, args.tokens, stride)
-        if c.mixer == "attn":
+        if model.learned_positions:
             per_pos = sliding_losses(model, x, y, stride=max(1, c.block_size // 2)).mean(dim=0)
             how = f"sliding window of {c.block_size}, stride {max(1, c.block_size // 2)}"
         else:
             per_pos = carried_losses(model, x, y, args.chunk).mean(dim=0)
-            how = f"one pass, state carried over chunks of {args.chunk}"
+            how = f"one pass, {'KV cache' if c.mixer == 'attn' else 'state'} carried over chunks of {args.chunk}"
         label = f"{c.mixer}, trained at {c.block_size}"
         bs = buckets(per_pos, c.block_size)
         ref = next(b["loss"] for b in bs if b["to"] == c.block_size)  # [T/2, T): the trained length's second half

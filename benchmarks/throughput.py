@@ -33,19 +33,20 @@ def bench_throughput(args):
             torch.manual_seed(0)
             raw = GPT(cfg).to(device)
             model = torch.compile(raw) if compiled else raw
-            opt = raw.configure_optimizers(c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device)
+            opts = raw.configure_optimizers(c.optimizer, c.weight_decay, c.learning_rate, (c.beta1, c.beta2), device)
             x = torch.randint(0, 65, (B, T), device=device)
             autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
-            def step(model=model, opt=opt, x=x, autocast=autocast, backend=backend or original):
+            def step(model=model, opts=opts, x=x, autocast=autocast, backend=backend or original):
                 # the setting's scan and cells, while it runs
                 scan_module.DEFAULT_BACKEND, build.USE_C = (original, False) if backend == "ops" else \
                     (backend, original_c)
                 with autocast:
                     _, loss = model(x, x)
                 loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                for opt in opts:
+                    opt.step()
+                model.zero_grad(set_to_none=True)
             # what runs the recurrence: cpu.c on an eager CPU (the checked cells, or Mamba's c scan), the chunked
             # scan's PyTorch ops with C_KERNELS=0 and under torch.compile (a ctypes call would break the graph)
             c_runs = device == "cpu" and not compiled and original_c and build.library(torch.float32) is not None
@@ -53,7 +54,8 @@ def bench_throughput(args):
                 default = "c" if c_runs else "chunked"
             scan = "" if mixer == "gpt" else "chunked, C_KERNELS=0" if backend == "ops" else \
                 "cpu.c cell" if c_runs and mixer != "mamba" else backend or default
-            row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": scan, "B": B, "T": T}
+            row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": scan, "B": B, "T": T,
+                   "optimizer": c.optimizer, "device": device}
             try:
                 for _ in range(3 if args.quick else 5):  # warm-up, and compilation
                     step()
@@ -73,18 +75,41 @@ def bench_throughput(args):
         mfu = raw.estimate_mfu(row["B"], seconds)
         results.append({**row, "tokens_per_s": tok_s, "ms_per_iter": seconds * 1e3,
                         "tflops": raw.flops_per_token() * tok_s / 1e12, "mfu": mfu})
-        rows.append([row["mixer"], row["compile"], row["dtype"], row["scan"], f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
+        rows.append([row["mixer"], row["optimizer"], row["compile"], row["dtype"], row["scan"],
+                     f"{seconds * 1e3:.2f}", f"{tok_s:,.0f}",
                      f"{raw.flops_per_token() * tok_s / 1e9:.1f}", "n/a" if mfu is None else f"{mfu:.1%}"])
     T = results[0]["T"] if results else None
-    print(f"training step (forward, backward, AdamW) on {device}, the {args.recipe} configs' shapes "
+    print(f"training step (forward, backward, the config's optimizer) on {device}, the {args.recipe} configs' shapes "
           f"({RECIPES[args.recipe].format('*')}) at T={T}, {repeats} interleaved rounds; MFU only where the peak "
           f"FLOP/s is known")
-    print_table(["mixer", "compile", "dtype", "scan", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
+    print_table(["mixer", "optimizer", "compile", "dtype", "scan", "ms/iter", "tokens/s", "GFLOP/s", "MFU"], rows)
     best = {m: min(r["ms_per_iter"] for r in results if r["mixer"] == m) for m in {r["mixer"] for r in results}}
     if "attn" in best:
         print("each mixer at its fastest setting, ms/iter against the GPT's: " +
               ", ".join(f"{m} {best[m] / best['attn']:.2f}x" for m in ("mingru", "minlstm", "mamba") if m in best))
+    optimizers = optimizer_cost([(row, raw) for row, raw, _ in entries if not row["compile"]
+                                 and row["dtype"] == "float32" and row["scan"] != "chunked, C_KERNELS=0"], repeats)
     name = "throughput" + ("" if args.recipe == "cpu" else f"_{args.recipe}") + \
         (f"_T{args.block_size}" if args.block_size else "")
     save(name, {"device": device, "recipe": args.recipe, "block_size": T, "repeats": repeats, "interleaved": True,
-                "rows": results})
+                "rows": results, "optimizer_rows": optimizers})
+
+
+def optimizer_cost(models, repeats):
+    """The optimizer step alone, AdamW against Muon (+ AdamW on the rest), on each model's own gradients: every
+    (mixer, optimizer) timed in interleaved rounds, as the training steps are."""
+    steps = {}
+    for row, raw in models:
+        x = torch.randint(0, 65, (row["B"], row["T"]), device=raw.lm_head.weight.device)
+        raw.zero_grad(set_to_none=True)
+        raw(x, x)[1].backward()  # gradients to step on; the steps below change the weights, never the gradients
+        for name in ("adamw", "muon"):
+            opts = raw.configure_optimizers(name, 0.1, 1e-4, (0.9, 0.99), row["device"])
+            steps[row["mixer"], name] = lambda opts=opts: [opt.step() for opt in opts]
+    medians = interleaved_medians(steps, repeats=repeats, warmup=2)
+    rows = [{"mixer": mixer, "optimizer": name, "ms_per_step": seconds * 1e3}
+            for (mixer, name), seconds in medians.items()]
+    print("the optimizer step alone, on each model's gradients (eager float32):")
+    print_table(["mixer", "optimizer", "ms/step"], [[r["mixer"], r["optimizer"], f"{r['ms_per_step']:.2f}"]
+                                                    for r in rows])
+    return rows

@@ -6,10 +6,10 @@ from benchmarks.length import buckets, carried_losses, sliding_losses
 from model import GPT, GPTConfig
 
 
-def tiny(mixer, block=8):
+def tiny(mixer, block=8, **kw):
     torch.manual_seed(0)
     return GPT(GPTConfig(block_size=block, vocab_size=11, n_layer=2, n_head=2, n_embd=16, mixer=mixer,
-                         conv=3)).double().eval()
+                         conv=3, **kw)).double().eval()
 
 
 def per_position(model, x, y):
@@ -19,8 +19,8 @@ def per_position(model, x, y):
 
 def test_carried_losses_are_one_pass_over_the_whole_stretch():
     """Chunked prefill with the state carried gives every position the loss of one forward pass over it all."""
-    for mixer in ("mingru", "mamba"):
-        model = tiny(mixer)
+    for mixer, kw in (("mingru", {}), ("mamba", {}), ("attn", {"pos": "rope"})):  # RoPE: 41 tokens past block 8
+        model = tiny(mixer, **kw)
         x = torch.randint(0, 11, (3, 41), generator=torch.Generator().manual_seed(1))
         y = torch.roll(x, -1, dims=1)
         torch.testing.assert_close(carried_losses(model, x, y, chunk=7), per_position(model, x, y),
