@@ -166,7 +166,8 @@ class Mamba(nn.Module):
     conv and SiLU; the selective SSM (Algorithm 2) with input-dependent step Delta, B and C and a diagonal A < 0;
     the D skip; y * SiLU(z) projected back. Per hidden channel d and state index n (zero-order hold on A, Euler on
     B, as the official kernels): h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] B_t[n] x_t[d], and
-    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. ssm() is that recurrence, for forward and step alike."""
+    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. ssm() gives the selective parameters, discretize() the a and b
+    of that recurrence, contract() the C . h: forward and step are both built on them."""
 
     def __init__(self, config):
         super().__init__()
@@ -196,19 +197,25 @@ class Mamba(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
 
     def ssm(self, u):
-        # u (..., H), after conv and SiLU -> a, b (..., H, N) of h_t = a_t * h_{t-1} + b_t, and C (..., N) for the
-        # readout; in the parameters' dtype, so that under autocast the recurrence runs in float32, not bf16
+        # u (..., H), after conv and SiLU -> the selective SSM's parameters at each t: Delta (..., H), A (H, N), B and
+        # C (..., N), and u; in the parameters' dtype, so that under autocast the recurrence runs in float32, not bf16
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dtype = self.A_log.dtype
-        dt, B, C, u = F.softplus(self.dt_proj(dt)).to(dtype), B.to(dtype), C.to(dtype), u.to(dtype)
         A = -torch.exp(self.A_log)  # (H, N)
-        a = torch.exp(dt.unsqueeze(-1) * A)  # zero-order hold: in (0, 1]
-        b = (dt * u).unsqueeze(-1) * B.unsqueeze(-2)  # Euler: signed, so the scan runs in linear space
-        return a, b, C
+        return F.softplus(self.dt_proj(dt)).to(dtype), A, B.to(dtype), C.to(dtype), u.to(dtype)
 
-    def readout(self, h, C, u, z):
-        # y = (C . h + D x) * SiLU(z): h (..., H, N), C (..., N), u and z (..., H) -> (..., H)
-        return ((h @ C.unsqueeze(-1)).squeeze(-1) + self.D * u) * F.silu(z)  # C_t . h_t: one batched matmul
+    def discretize(self, dt, A, B, u):
+        # -> a, b (..., H, N) of h_t = a_t * h_{t-1} + b_t: zero-order hold on A, in (0, 1]; Euler on B, signed, so
+        # the scan runs in linear space
+        return torch.exp(dt.unsqueeze(-1) * A), (dt * u).unsqueeze(-1) * B.unsqueeze(-2)
+
+    def contract(self, h, C):
+        # C_t . h_t: h (..., H, N), C (..., N) -> (..., H), one batched matmul
+        return (h @ C.unsqueeze(-1)).squeeze(-1)
+
+    def readout(self, y, u, z):
+        # (C . h + D x) * SiLU(z): y = C . h, u and z (..., H) -> (..., H)
+        return (y + self.D * u) * F.silu(z)
 
     def forward(self, x, h0=None, tail=None):
         # parallel: x (B, T, C), h0 (B, H, N) and the conv's tail (B, k-1, H), or None for zeros
@@ -217,11 +224,16 @@ class Mamba(nn.Module):
         u, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, H) each
         if self.conv is not None:
             u, tail = self.conv(u, tail)
-        u = F.silu(u)
-        a, b, C = self.ssm(u)  # (B, T, H, N), (B, T, H, N), (B, T, N)
-        h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1))
-        h = h.view(Bsz, T, self.hidden, self.d_state)  # float32 even under autocast
-        return self.dropout(self.c_proj(self.readout(h, C, u, z))), h[:, -1], tail
+        dt, A, B, C, u = self.ssm(F.silu(u))  # (B, T, H), (H, N), (B, T, N), (B, T, N), (B, T, H)
+        fast = fastpath.selective(self.discretize, self.contract, dt)  # on a CPU: the lines below in one C pass
+        if fast is not None:  # each way, never forming the (B, T, H, N) tensors (checked, kernels/fastpath.py)
+            y, hT = fast(dt, A, B, C, u, h0)
+        else:
+            a, b = self.discretize(dt, A, B, u)  # (B, T, H, N) each
+            h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1))
+            h = h.view(Bsz, T, self.hidden, self.d_state)  # float32 even under autocast
+            y, hT = self.contract(h, C), h[:, -1]
+        return self.dropout(self.c_proj(self.readout(y, u, z))), hT, tail
 
     def step(self, x, h, tail=None):
         # recurrent: x (B, C), h (B, H, N), tail (B, k-1, H) or None -> y (B, C), the next h and tail
@@ -229,10 +241,10 @@ class Mamba(nn.Module):
         if self.conv is not None:
             u, tail = self.conv(u.unsqueeze(1), tail)
             u = u.squeeze(1)
-        u = F.silu(u)
-        a, b, C = self.ssm(u)  # (B, H, N), (B, H, N), (B, N)
+        dt, A, B, C, u = self.ssm(F.silu(u))  # (B, H), (H, N), (B, N), (B, N), (B, H)
+        a, b = self.discretize(dt, A, B, u)  # (B, H, N) each
         h = a * h + b
-        return self.dropout(self.c_proj(self.readout(h, C, u, z))), h, tail
+        return self.dropout(self.c_proj(self.readout(self.contract(h, C), u, z))), h, tail
 
 
 def rotate(x, pos):

@@ -1,6 +1,7 @@
 """
-The CPU's C kernels (cpu.c), built and loaded: minGRU's and minLSTM's cells and the causal conv (cells.py, run where
-fastpath.py finds they compute what model.py defines) and the linear scan (scan.py's "c" backend).
+The CPU's C kernels (cpu.c), built and loaded: minGRU's and minLSTM's cells, Mamba's selective scan and the causal
+conv (cells.py, run where fastpath.py finds they compute what model.py defines) and the linear scan (scan.py's "c"
+backend).
 
 cpu.c is compiled on first use with the system's C compiler (cc, or CC=...), once for float32 and once for
 float64, into a per-user cache (~/.cache/minrnn, or C_KERNELS_CACHE) keyed by its text, the compiler, the flags and
@@ -33,7 +34,8 @@ _CTYPES = {torch.float32: "float", torch.float64: "double"}
 # each function's arguments: pointers (p) and sizes (n), in order
 _SIGNATURES = {"mingru_forward": "pppnnn", "minlstm_forward": "pppnnn", "mingru_backward": "ppppppnnn",
                "minlstm_backward": "ppppppnnn", "conv_forward": "ppppnnnn", "conv_backward": "ppppppnnnn",
-               "scan_forward": "ppppnnn", "scan_backward": "pppppppnnn"}
+               "scan_forward": "ppppnnn", "scan_backward": "pppppppnnn", "selective_forward": "pppppppppnnnn",
+               "selective_backward": "ppppppppppppppnnnn"}
 _libraries = {}
 
 

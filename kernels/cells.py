@@ -1,9 +1,10 @@
 """
-kernels/cpu.c's minGRU and minLSTM cells and its causal conv as autograd Functions: one C pass over memory each
-way, where model.py's composed ops make a dozen (cpu.c says why that matters at the CPU recipe's sizes).
+kernels/cpu.c's minGRU and minLSTM cells, Mamba's selective scan and its causal conv as autograd Functions: one C
+pass over memory each way, where model.py's composed ops make a dozen (cpu.c says why that matters at the CPU
+recipe's sizes).
 
 Nothing here defines a model. model.py calls these only through fastpath.py, which first checks that they compute
-what model.py's MinGRU.gates, MinLSTM.gates and CausalConv.convolve compute.
+what model.py's MinGRU.gates, MinLSTM.gates, Mamba.discretize and .contract, and CausalConv.convolve compute.
 """
 import torch
 from torch.autograd.function import once_differentiable
@@ -38,6 +39,37 @@ class _CellC(torch.autograd.Function):
         return dkh, dh0, None
 
 
+class _SelectiveC(torch.autograd.Function):
+    """Mamba's selective scan in cpu.c: the forward keeps its inputs and the state before every 16th step, never
+    the (B, T, H, N) states; the backward recomputes them chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx, dt, A, Bm, Cm, u, h0):
+        (B, T, H), N = dt.shape, A.size(1)
+        y, hT = dt.new_empty(B, T, H), dt.new_empty(B, H, N)
+        ck = dt.new_empty(B, (T + 15) // 16, H, N)  # cpu.c's SCHUNK = 16
+        build.library(dt.dtype).selective_forward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(h0), ptr(y),
+                                                  ptr(hT), ptr(ck), B, T, H, N)
+        ctx.save_for_backward(dt, A, Bm, Cm, u, ck)
+        ctx.has_h0 = h0 is not None
+        return y, hT
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, dhT):
+        dt, A, Bm, Cm, u, ck = ctx.saved_tensors
+        (B, T, H), N = dt.shape, A.size(1)
+        dy = torch.zeros_like(dt) if dy is None else dy.to(dt.dtype).contiguous()  # held in names while C reads
+        dhT = None if dhT is None else dhT.to(dt.dtype).contiguous()
+        ddt, du, dB, dC = torch.empty_like(dt), torch.empty_like(u), torch.empty_like(Bm), torch.empty_like(Cm)
+        dA = dt.new_empty(B, H, N)  # each batch row's share, summed below
+        dh0 = dt.new_empty(B, H, N) if ctx.has_h0 and ctx.needs_input_grad[5] else None
+        build.library(dt.dtype).selective_backward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(ck), ptr(dy),
+                                                   ptr(dhT), ptr(ddt), ptr(dA), ptr(dB), ptr(dC), ptr(du), ptr(dh0),
+                                                   B, T, H, N)
+        return ddt, dA.sum(0), dB, dC, du, dh0
+
+
 class _ConvC(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, weight, bias):
@@ -69,6 +101,16 @@ def cell(name, kh, h0=None):
     h0 = None if h0 is None else h0.to(kh.dtype).contiguous()
     with torch.autocast(device_type="cpu", enabled=False):
         return _CellC.apply(kh, h0, name)
+
+
+def selective_scan(dt, A, Bm, Cm, u, h0=None):
+    """Mamba's selective scan: y (B, T, H) = C_t . h_t and h_T (B, H, N) of h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t,
+    from dt, u (B, T, H), A (H, N), Bm, Cm (B, T, N) and h0 (B, H, N) or zeros; float32 or float64, on the CPU."""
+    dtype = dt.dtype
+    args = [t.to(dtype).contiguous() for t in (dt, A, Bm, Cm, u)]
+    h0 = None if h0 is None else h0.to(dtype).contiguous()
+    with torch.autocast(device_type="cpu", enabled=False):
+        return _SelectiveC.apply(*args, h0)
 
 
 def causal_conv(xp, weight, bias=None):

@@ -48,11 +48,13 @@ static int omp_get_thread_num(void) { return 0; }
 /* exp(x) for x <= 0 (every exp here is of -|.|). In float: 2^n e^r with r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] and
  * e^r by its Taylor series to r^7 (relative error below 5e-7), inlined, so that the compiler vectorises it with the
  * loop around it (glibc's vector expf needs -ffast-math, and is a call per 8 lanes). Below -87, where float leaves its
- * normal range, it returns exp(-87) ~ 1.6e-38: no result below moves by more than that. In double: exp. */
+ * normal range, it returns exp(-87) ~ 1.6e-38: no result below moves by more than that. The same form is as exact
+ * for 0 < x < 88 (the selective scan's exp(dt A) goes there only if an edit makes A positive); above, where float's
+ * exp overflows to inf, it stays at exp(88). In double: exp. */
 static inline real exp_neg(real x) {
     if (sizeof(real) != sizeof(float))
         return exp(x);
-    float y = x < -87 ? -87 : x;
+    float y = x < -87 ? -87 : x > 88 ? 88 : x;
     float n = floorf(y * 1.44269504088896341f + 0.5f);                   /* round(y / ln 2) */
     float r = (y - n * 0.693145751953125f) - n * 1.428606820309417e-6f;  /* ln 2 in two parts, n * the first exact */
     float p = 1.f / 24 + r * (1.f / 120 + r * (1.f / 720 + r / 5040));  /* e^r by Horner's rule */
@@ -329,4 +331,116 @@ void scan_backward(const real *a, const real *h0, const real *h, const real *gra
                 dh0[r * D + c0 + c] = db[r * T * D + c0 + c] * a[r * T * D + c0 + c];
     }
     free(zeros);
+}
+
+/* Mamba's selective scan, fused (Gu & Dao 2023, Algorithm 2, as model.py's Mamba.discretize and Mamba.contract):
+ *   h_t[d, n] = exp(dt_t[d] A[d, n]) h_{t-1}[d, n] + dt_t[d] u_t[d] B_t[n],    y_t[d] = sum_n C_t[n] h_t[d, n]
+ * over dt, u (B, T, H), Bm, Cm (B, T, N) and A (H, N), from h0 (B, H, N) or zeros -> y (B, T, H), hT (B, H, N), and
+ * ck (B, ceil(T / SCHUNK), H, N): the state before each chunk of SCHUNK steps, all the backward keeps. The composed
+ * form writes a, b and h at (B, T, H, N); here each batch row walks time with its (H, N) state in one buffer, and
+ * the backward recomputes a chunk's states from its checkpoint (the official kernels' recompute, on a CPU). */
+#define SCHUNK 16
+
+void selective_forward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u, const real *h0,
+                       real *y, real *hT, real *ck, long B, long T, long H, long N) {
+    long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
+    #pragma omp parallel for if (B * T * HN >= MIN_PARALLEL)
+    for (long r = 0; r < B; r++) {
+        real *restrict h = hT + r * HN;  /* the state, in place: it ends as h_T */
+        if (h0)
+            memcpy(h, h0 + r * HN, HN * sizeof(real));
+        else
+            memset(h, 0, HN * sizeof(real));
+        for (long t = 0; t < T; t++) {
+            long row = r * T + t;
+            if (t % SCHUNK == 0)
+                memcpy(ck + (r * chunks + t / SCHUNK) * HN, h, HN * sizeof(real));
+            const real *restrict Bt = Bm + row * N, *restrict Ct = Cm + row * N;
+            for (long d = 0; d < H; d++) {
+                real delta = dt[row * H + d], x = delta * u[row * H + d], acc = 0;
+                real *restrict hd = h + d * N;
+                const real *restrict Ad = A + d * N;
+                #pragma omp simd reduction(+:acc)
+                for (long n = 0; n < N; n++) {
+                    hd[n] = exp_neg(delta * Ad[n]) * hd[n] + x * Bt[n];
+                    acc += Ct[n] * hd[n];
+                }
+                y[row * H + d] = acc;
+            }
+        }
+    }
+}
+
+/* -> ddt, du (B, T, H), dB, dC (B, T, N), dA (B, H, N) (each batch row's share of A's gradient; the caller sums
+ * them) and dh0 (B, H, N) or NULL, from dy (B, T, H) and dhT (B, H, N) or NULL. Chunk by chunk from the last: its
+ * states recomputed from ck into hs (SCHUNK + 1 of them, and each step's a into as), then its steps in reverse with gh = dL/dh_t, starting
+ * from dhT. At step t, with a = exp(dt A): gh += dy_t[d] C_t (y_t reads h_t); dC_t[n] += dy_t[d] h_t[d, n];
+ * da = gh h_{t-1} and db = gh, so ddt = sum_n (da a A + db u B), du = dt sum_n db B, dB_t[n] += db dt u and
+ * dA += da a dt; then gh = gh a, the gradient of h_{t-1}. */
+void selective_backward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u,
+                        const real *ck, const real *dy, const real *dhT, real *ddt, real *dA, real *dB, real *dC,
+                        real *du, real *dh0, long B, long T, long H, long N) {
+    long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
+    #pragma omp parallel if (B * T * HN >= MIN_PARALLEL)
+    {
+        real *hs = malloc((SCHUNK + 1) * HN * sizeof(real)), *as = malloc(SCHUNK * HN * sizeof(real));
+        real *gh = malloc(HN * sizeof(real));
+        #pragma omp for
+        for (long r = 0; r < B; r++) {
+            real *restrict dAr = dA + r * HN;
+            memset(dAr, 0, HN * sizeof(real));
+            memset(dB + r * T * N, 0, T * N * sizeof(real));
+            memset(dC + r * T * N, 0, T * N * sizeof(real));
+            if (dhT)
+                memcpy(gh, dhT + r * HN, HN * sizeof(real));
+            else
+                memset(gh, 0, HN * sizeof(real));
+            for (long c = chunks - 1; c >= 0; c--) {
+                long t0 = c * SCHUNK, len = T - t0 < SCHUNK ? T - t0 : SCHUNK;
+                memcpy(hs, ck + (r * chunks + c) * HN, HN * sizeof(real));
+                for (long k = 0; k < len; k++) {  /* hs[k + 1] = h_{t0 + k} */
+                    long row = r * T + t0 + k;
+                    const real *restrict Bt = Bm + row * N;
+                    for (long d = 0; d < H; d++) {
+                        real delta = dt[row * H + d], x = delta * u[row * H + d];
+                        const real *restrict prev = hs + k * HN + d * N, *restrict Ad = A + d * N;
+                        real *restrict next = hs + (k + 1) * HN + d * N, *restrict ak = as + k * HN + d * N;
+                        #pragma GCC ivdep
+                        for (long n = 0; n < N; n++) {
+                            ak[n] = exp_neg(delta * Ad[n]);
+                            next[n] = ak[n] * prev[n] + x * Bt[n];
+                        }
+                    }
+                }
+                for (long k = len - 1; k >= 0; k--) {
+                    long row = r * T + t0 + k;
+                    const real *restrict Bt = Bm + row * N, *restrict Ct = Cm + row * N;
+                    real *restrict dBt = dB + row * N, *restrict dCt = dC + row * N;
+                    for (long d = 0; d < H; d++) {
+                        real delta = dt[row * H + d], ud = u[row * H + d], g = dy[row * H + d], sdt = 0, sdu = 0;
+                        const real *restrict prev = hs + k * HN + d * N, *restrict cur = prev + HN;
+                        const real *restrict Ad = A + d * N, *restrict ak = as + k * HN + d * N;
+                        real *restrict ghd = gh + d * N, *restrict dAd = dAr + d * N;
+                        #pragma omp simd reduction(+:sdt, sdu)
+                        for (long n = 0; n < N; n++) {
+                            real a = ak[n], ghn = ghd[n] + g * Ct[n], da = ghn * prev[n];
+                            dCt[n] += g * cur[n];
+                            sdt += da * a * Ad[n] + ghn * ud * Bt[n];
+                            sdu += ghn * Bt[n];
+                            dBt[n] += ghn * delta * ud;
+                            dAd[n] += da * a * delta;
+                            ghd[n] = ghn * a;
+                        }
+                        ddt[row * H + d] = sdt;
+                        du[row * H + d] = sdu * delta;
+                    }
+                }
+            }
+            if (dh0)
+                memcpy(dh0 + r * HN, gh, HN * sizeof(real));
+        }
+        free(hs);
+        free(as);
+        free(gh);
+    }
 }

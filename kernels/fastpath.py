@@ -2,8 +2,10 @@
 Whether a fast kernel may stand in for model.py's own code: only where it computes what model.py defines.
 
 model.py writes each recurrence once (MinGRU.gates and MinLSTM.gates turn the pre-activations into the a and b of
-h_t = a_t h_{t-1} + b_t; CausalConv.convolve is the conv) and builds both its parallel path and its step from that.
-On a CPU, kernels/cpu.c has cells that run gates and scan in one pass each way, and the conv in one loop. Before a
+h_t = a_t h_{t-1} + b_t, Mamba.discretize turns its selective parameters into them and Mamba.contract reads C . h;
+CausalConv.convolve is the conv) and builds both its parallel path and its step from that. On a CPU,
+kernels/cpu.c has cells that run gates and scan in one pass each way, Mamba's scan without ever forming its
+(B, T, H, N) tensors, and the conv in one loop. Before a
 kernel first stands in for a definition, check() runs both on a small random input and compares the values and the
 gradients of the input, of the initial state and of every parameter of the module. It is done once per definition
 (its code, and the globals and functions that code reads, recursively: an edit or a monkeypatch makes a new one),
@@ -49,6 +51,37 @@ def cell(name, gates, kh):
     return fast if _verdicts[key] is None else None
 
 
+def selective(discretize, contract, dt):
+    """kernels/cpu.c's selective scan as a function (dt, A, B, C, u, h0) -> (y, h_T), where it computes what
+    model.py's definition computes: a, b = discretize(dt, A, B, u), the linear scan from h0, y = contract(h, C) and
+    the last h; None otherwise. discretize and contract are the Mamba module's bound methods, dt its Delta (B, T, H)."""
+    module = discretize.__self__
+    if not (build.usable(dt) and dt.dim() == 3 and default_linear_backend("cpu", dt.size(1)) == "c"):
+        return None
+    H, N = module.A_log.shape
+    key = ("selective", dt.dtype, H, N, _fingerprint(discretize), _fingerprint(contract))
+    if key not in _verdicts:
+        gen = torch.Generator().manual_seed(0)
+
+        def randn(*shape):
+            return torch.randn(*shape, generator=gen, dtype=dt.dtype)
+
+        # Delta > 0 as softplus gives it, A < 0 as Mamba's -exp(A_log) (cpu.c's exp is as exact above 0, where the
+        # states grow too fast for a comparison to mean much)
+        probe = (torch.nn.functional.softplus(randn(2, 9, H)), -torch.exp(randn(H, N)), randn(2, 9, N),
+                 randn(2, 9, N), randn(2, 9, H), randn(2, H, N))
+
+        def reference(dt, A, B, C, u, h0):
+            a, b = discretize(dt, A, B, u)
+            h = scan_linear(a.flatten(2), b.flatten(2), h0.flatten(1)).view(a.shape)
+            return contract(h, C), h[:, -1]
+
+        _verdicts[key] = _judge("kernels/cpu.c's selective scan", f"{_qualname(discretize)} and .contract", module,
+                                probe, cells.selective_scan, reference,
+                                inputs=("Delta", "A", "B", "C", "the input", "the initial state"))
+    return cells.selective_scan if _verdicts[key] is None else None
+
+
 def conv(convolve, xp):
     """kernels/cpu.c's causal conv as a function xp -> y, with the module's conv.weight and conv.bias, where it
     computes what model.py's convolve (CausalConv.convolve, bound) computes; None otherwise."""
@@ -65,26 +98,31 @@ def conv(convolve, xp):
     return fast if _verdicts[key] is None else None
 
 
-def _judge(kernel, definition, module, probe, fast, reference):
-    """None if fast(*probe) computes what reference(*probe) does, in values and in the gradients of the probe's
-    tensors and of every parameter of module; else why not, after one warning that says so."""
+def _judge(kernel, definition, module, probe, fast, reference, inputs=("the input", "the initial state")):
+    """None if fast(*probe) computes what reference(*probe) does (a tensor, or a tuple of them), in values and in
+    the gradients of the probe's tensors (named by inputs) and of every parameter of module; else why not, after one
+    warning that says so."""
     tol = {"rtol": 1e-9, "atol": 1e-9} if probe[0].dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-4}
     names, params = zip(*[(n, p) for n, p in module.named_parameters() if p.requires_grad]) or ((), ())
     why = None
     with torch.inference_mode(False), torch.enable_grad():  # also when first met inside evaluation's no_grad
-        inputs = [t.clone().requires_grad_() for t in probe]
-        want, got = reference(*inputs), fast(*inputs)
-        want = want.to(got.dtype) if want.shape == got.shape else want
-        if want.shape != got.shape:
-            why = f"its output has shape {tuple(want.shape)}, the kernel's {tuple(got.shape)}"
-        elif not torch.allclose(want, got, **tol):
-            why = f"outputs differ by up to {(want - got).abs().max().item():.3g} on a test input"
+        tensors = [t.clone().requires_grad_() for t in probe]
+        want, got = reference(*tensors), fast(*tensors)
+        want, got = (want,) if torch.is_tensor(want) else tuple(want), (got,) if torch.is_tensor(got) else tuple(got)
+        want = tuple(w.to(g.dtype) for w, g in zip(want, got))
+        if [w.shape for w in want] != [g.shape for g in got]:
+            why = f"its outputs have shapes {[tuple(w.shape) for w in want]}, the kernel's " \
+                  f"{[tuple(g.shape) for g in got]}"
+        elif not all(torch.allclose(w, g, **tol) for w, g in zip(want, got)):
+            why = f"outputs differ by up to {max((w - g).abs().max().item() for w, g in zip(want, got)):.3g} " \
+                  f"on a test input"
         else:
-            weights = torch.randn(want.shape, generator=torch.Generator().manual_seed(1), dtype=want.dtype)
-            wrt = [*inputs, *params]
-            d_want = torch.autograd.grad((want * weights).sum(), wrt, allow_unused=True)
-            d_got = torch.autograd.grad((got * weights).sum(), wrt, allow_unused=True)
-            for name, dw, dg in zip(["the input", "the initial state"][:len(inputs)] + list(names), d_want, d_got):
+            gen = torch.Generator().manual_seed(1)
+            weights = [torch.randn(w.shape, generator=gen, dtype=w.dtype) for w in want]
+            wrt = [*tensors, *params]
+            d_want = torch.autograd.grad(sum((w * r).sum() for w, r in zip(want, weights)), wrt, allow_unused=True)
+            d_got = torch.autograd.grad(sum((g * r).sum() for g, r in zip(got, weights)), wrt, allow_unused=True)
+            for name, dw, dg in zip(list(inputs[:len(tensors)]) + list(names), d_want, d_got):
                 dw = torch.zeros_like(dg) if dw is None and dg is not None else dw
                 dg = torch.zeros_like(dw) if dg is None and dw is not None else dg
                 if dw is not None and not torch.allclose(dw, dg, **tol):

@@ -1,5 +1,6 @@
-"""kernels/: cpu.c's minGRU and minLSTM cells and its causal conv against model.py's own definitions (gates, then
-the scan; CausalConv.convolve) in float64, values and gradients; fastpath.py's check, which lets a kernel run only
+"""kernels/: cpu.c's minGRU and minLSTM cells, Mamba's selective scan and its causal conv against model.py's own
+definitions (gates, then the scan; Mamba.discretize, the scan and Mamba.contract; CausalConv.convolve) in float64,
+values and gradients; fastpath.py's check, which lets a kernel run only
 where it computes what model.py defines; and how cpu.c is built."""
 import warnings
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from kernels import build, cells, fastpath
-from model import GPT, CausalConv, GPTConfig, MinGRU, MinLSTM
+from model import GPT, CausalConv, GPTConfig, Mamba, MinGRU, MinLSTM
 from scan import scan_linear
 
 C_BUILT = build.library(torch.float64) is not None and build.library(torch.float32) is not None
@@ -239,3 +240,116 @@ def test_an_edited_conv_runs_as_written(monkeypatch):
     assert [w for w in caught if "causal conv steps aside" in str(w.message)] != []
     torch.testing.assert_close(y, convolve(conv, torch.nn.functional.pad(x, (0, 0, 2, 0))))
     assert type(y.grad_fn).__name__ != "_ConvCBackward"
+
+
+def mamba_inputs(B, T, H, N, dtype=torch.float64, seed=0, scale=1.0):
+    """Delta (softplus, > 0), A (< 0, as -exp(A_log)), B, C, u and h0 for a selective scan, requiring gradients."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    dt = torch.nn.functional.softplus(scale * randn(B, T, H))
+    A = -torch.exp(randn(H, N))
+    return [t.to(dtype).requires_grad_() for t in (dt, A, randn(B, T, N), randn(B, T, N), randn(B, T, H),
+                                                   randn(B, H, N))]
+
+
+def selective_definition(mamba, dt, A, B, C, u, h0):
+    """model.py's parallel definition: discretize, the plain-loop scan, contract; (y, h_T)."""
+    a, b = mamba.discretize(dt, A, B, u)
+    h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1), backend="reference")
+    h = h.view(a.shape)
+    return mamba.contract(h, C), h[:, -1]
+
+
+def mamba_layer(H=6, N=4):
+    return Mamba(GPTConfig(n_embd=H, n_head=1, mixer="mamba", d_state=N))
+
+
+@pytest.mark.parametrize("T", [1, 15, 16, 17, 50])  # around cpu.c's checkpoint every 16 steps
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_c_selective_scan_matches_model_definition(T, with_h0):
+    mamba, (B, H, N) = mamba_layer(), (3, 6, 4)
+    inputs = mamba_inputs(B, T, H, N, seed=T)
+    if not with_h0:
+        inputs[-1] = None
+    got, want = cells.selective_scan(*inputs), selective_definition(mamba, *inputs)
+    weights = [torch.randn(w.shape, dtype=torch.float64) for w in want]
+    wrt = [t for t in inputs if t is not None]
+    g_got = torch.autograd.grad(sum((g * w).sum() for g, w in zip(got, weights)), wrt)
+    g_want = torch.autograd.grad(sum((g * w).sum() for g, w in zip(want, weights)), wrt)
+    for name, a, b in zip(["y", "h_T", "dDelta", "dA", "dB", "dC", "du", "dh0"], [*got, *g_got], [*want, *g_want]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_c_selective_scan_gradcheck():
+    inputs = mamba_inputs(2, 19, 3, 2, seed=5)
+    assert torch.autograd.gradcheck(lambda *t: cells.selective_scan(*t), inputs)
+
+
+def test_c_selective_scan_in_float32_and_at_extreme_steps():
+    """float32 against the float64 definition, and Delta from 1e-4 to 1e4 (a = exp(Delta A) from ~1 to 0): the
+    kernel's own exp must keep up; A of both signs as an edited model could make it (exp below e^88)."""
+    mamba = mamba_layer()
+    for scale in (1.0, 8.0):
+        inputs = mamba_inputs(2, 33, 6, 4, seed=3, scale=scale)
+        want = selective_definition(mamba, *inputs)
+        got = cells.selective_scan(*[t.detach().float() for t in inputs])
+        for a, b in zip(got, want):
+            assert torch.isfinite(a).all()
+            torch.testing.assert_close(a.double(), b.detach(), rtol=1e-4, atol=1e-4)
+    inputs = mamba_inputs(2, 9, 6, 4, seed=4)
+    inputs[1] = (0.5 * torch.randn(6, 4, dtype=torch.float64)).requires_grad_()  # some A > 0: h grows
+    for a, b in zip(cells.selective_scan(*[t.detach().float() for t in inputs]),
+                    selective_definition(mamba, *inputs)):
+        torch.testing.assert_close(a.double(), b.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_mamba_trains_through_the_selective_scan_without_its_full_size_tensors(monkeypatch):
+    """As shipped the check passes, the C scan runs (C_KERNELS=0: model.py's ops, the same loss), and nothing of
+    the (B, T, H, N) size of the composed form's a, b and h is saved for the backward."""
+    B, T, H, N = 2, 40, 12, 16  # the MLP's (B, T, 4C) activations are a quarter of (B, T, H, N)
+    model = GPT(GPTConfig(block_size=T, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mamba",
+                          expansion=1.5, d_state=N, conv=4))
+    idx = torch.randint(0, 11, (B, T))
+    model(idx, idx)  # the first call runs the check, with tensors of its own
+    saved = []
+    with warnings.catch_warnings(), torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.append(t.numel()) or t, lambda t: t):
+        warnings.simplefilter("error", fastpath.FastPathWarning)
+        _, loss = model(idx, idx)
+    assert "_SelectiveCBackward" in _grad_fns(loss)
+    assert max(saved) < B * T * H * N / 4
+    monkeypatch.setattr(build, "USE_C", False)
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        _, loss_ops = model(idx, idx)
+    assert "_SelectiveCBackward" not in _grad_fns(loss_ops) and max(saved) >= B * T * H * N
+    torch.testing.assert_close(loss_ops, loss, rtol=1e-5, atol=1e-6)
+
+
+def test_an_edited_discretize_runs_as_written(monkeypatch):
+    """Mamba with the exact zero-order hold on B too (b = (a - 1) / A * B u, as the S4 papers write it): cpu.c's
+    scan steps aside, with one warning, and the model computes the edit."""
+    def zoh(self, dt, A, B, u):
+        a = torch.exp(dt.unsqueeze(-1) * A)
+        return a, (a - 1) / A * (u.unsqueeze(-1) * B.unsqueeze(-2))
+
+    monkeypatch.setattr(Mamba, "discretize", zoh)
+    model = GPT(GPTConfig(block_size=16, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mamba")).double()
+    idx = torch.randint(0, 11, (2, 16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logits, _ = model(idx, idx)
+    steps_aside = [str(w.message) for w in caught if issubclass(w.category, fastpath.FastPathWarning)]
+    assert len(steps_aside) == 1 and "selective scan steps aside" in steps_aside[0]
+    assert "Mamba.zoh and .contract" in steps_aside[0] or "Mamba.discretize and .contract" in steps_aside[0]
+    monkeypatch.setattr(build, "USE_C", False)
+    torch.testing.assert_close(model(idx, idx)[0], logits, rtol=1e-12, atol=1e-12)
+    state = model.init_state(2)  # and step, built on the same discretize, agrees with the parallel path
+    stepped = []
+    for t in range(16):
+        out, state = model.step(idx[:, t], state)
+        stepped.append(out)
+    torch.testing.assert_close(torch.stack(stepped, dim=1), logits, rtol=1e-10, atol=1e-10)
