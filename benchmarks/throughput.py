@@ -16,8 +16,8 @@ def bench_throughput(args):
     from model import GPT, GPTConfig
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
     # (compile, dtype, scan backend or None for the default): on CUDA eager float32, eager bf16 and compiled bf16 (the
-    # baby configs' dtype=auto); on the CPU eager and compiled, and for minGRU/minLSTM eager with C_KERNELS=0 too
-    # (scan "ops": model.py's gates as PyTorch ops and the chunked scan, instead of cpu.c's cells)
+    # baby configs' dtype=auto); on the CPU eager and compiled, and for the RNNs eager with C_KERNELS=0 too
+    # (scan "ops": model.py's definitions as PyTorch ops and the chunked scan, instead of cpu.c's kernels)
     variants = [(False, "float32", None), (False, "bfloat16", None), (True, "bfloat16", None)] if device == "cuda" \
         else [(False, "float32", None), (True, "float32", None)]
     original, original_c = scan_module.DEFAULT_BACKEND, build.USE_C
@@ -28,7 +28,7 @@ def bench_throughput(args):
         model_keys = {k: getattr(c, k) for k in train.MODEL_KEYS if k != "vocab_size"}
         cfg = GPTConfig(**{**model_keys, "block_size": T}, vocab_size=65)
         default = scan_module.default_backend(device, T)
-        extra = [(False, "float32", "ops")] if device == "cpu" and mixer in ("mingru", "minlstm") else []
+        extra = [(False, "float32", "ops")] if device == "cpu" and mixer != "gpt" else []
         for compiled, dtype, backend in variants + extra:
             torch.manual_seed(0)
             raw = GPT(cfg).to(device)
@@ -53,7 +53,8 @@ def bench_throughput(args):
             if device == "cpu" and original is None:
                 default = "c" if c_runs else "chunked"
             scan = "" if mixer == "gpt" else "chunked, C_KERNELS=0" if backend == "ops" else \
-                "cpu.c cell" if c_runs and mixer != "mamba" else backend or default
+                "cpu.c cell" if c_runs and mixer != "mamba" else "cpu.c selective scan" if c_runs else \
+                backend or default
             row = {"mixer": cfg.mixer, "compile": compiled, "dtype": dtype, "scan": scan, "B": B, "T": T,
                    "optimizer": c.optimizer, "device": device}
             try:

@@ -109,6 +109,7 @@ def test_throughput_table_matches_its_json():
     text = section("## Training throughput")
     names = {"attn": "attn", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
     recurrence = {"": "-", "cpu.c cell": "`cpu.c` cell", "chunked, C_KERNELS=0": "chunked, `C_KERNELS=0`",
+                  "cpu.c selective scan": "`cpu.c` selective scan",
                   "c": "`c`", "chunked": "chunked"}
     runs = [json.loads(read("bench_out", f"{name}.json")) for name in ("throughput", "throughput_T1024")]
     for r in [r for run in runs for r in run["rows"]]:
