@@ -18,6 +18,8 @@ n_embd = 384
 dropout = 0.2
 mixer = "attn"
 
+pos = "rope"  # the CPU search's winner (docs/results.md, "The equal-effort search"), not measured at this size
+optimizer = "muon"  # the CPU search's winner (docs/results.md, "The equal-effort search"), not measured at this size
 learning_rate = 1e-3  # small networks can take a larger learning rate
 max_iters = 5000
 lr_decay_iters = 5000  # usually max_iters
