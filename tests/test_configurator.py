@@ -66,6 +66,9 @@ def test_help_shows_each_key_with_its_value_and_what_it_does(capsys):
     by_key = {line.split()[0]: line for line in lines[1:]}
     assert set(by_key) == {f.name for f in dataclasses.fields(train.Config)}
     assert "n_layer = 3 " in by_key["n_layer"] and "blocks" in by_key["n_layer"]  # the override
-    assert "learning_rate = 0.003" in by_key["learning_rate"] and "peak learning rate" in by_key["learning_rate"]
+    config_lr = parse_config(train.Config, ["config/shakespeare_char_cpu_mingru.py"]).learning_rate
+    assert config_lr != train.TrainConfig.learning_rate  # the config file's value, not the library default
+    assert f"learning_rate = {config_lr!r}" in by_key["learning_rate"]
+    assert "peak learning rate" in by_key["learning_rate"]
     assert "'mingru'" in by_key["mixer"] and "minlstm" in by_key["mixer"]  # the config file's value; the choices
     assert all(len(line.split(None, 3)) == 4 for line in lines[1:]), "a key without help"
