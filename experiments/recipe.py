@@ -19,7 +19,7 @@ import os
 import statistics
 import threading
 
-from experiments.runs import ROOT, record_run, run_key, run_side_by_side, threads_per_job, train_run
+from experiments.runs import ROOT, describe, dot_plot, record_run, run_key, run_side_by_side, threads_per_job, train_run
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
@@ -164,12 +164,6 @@ def read_config(path):
     return parse_config(train.Config, [os.path.join(ROOT, path)])
 
 
-def describe(setting, base):
-    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
-               if base.get(k) != v]
-    return ", ".join(changed) or "(base)"
-
-
 def report(stem, data):
     """The table (stdout and .md), one section per mixer, and a dot plot of every cell (.png)."""
     lines = []
@@ -200,30 +194,13 @@ def report(stem, data):
 
 
 def plot(path, data):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    mixers = [m for m in NAMES if summarise(data, m)]
-    tallest = max(len(summarise(data, m)) for m in mixers)  # rows of the longest panel, each a readable line
-    fig, axes = plt.subplots(1, len(mixers), figsize=(4.8 * len(mixers), 1.2 + 0.24 * tallest), sharex=True,
-                             squeeze=False)
-    for ax, mixer in zip(axes[0], mixers):
+    panels = []
+    for mixer in NAMES:
         rows = summarise(data, mixer)
-        for y, (_, _, _, losses) in enumerate(rows):
-            ax.scatter(losses, [y] * len(losses), color="C0", s=12, alpha=0.6)
-            ax.plot([statistics.mean(losses)], [y], "k|", markersize=14)
-        if rows[0][0] == "base":
-            ax.axvline(statistics.mean(rows[0][3]), color="gray", linestyle="--", linewidth=1)
-        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
-        ax.invert_yaxis()
-        ax.set_title(NAMES[mixer])
-        ax.tick_params(axis="y", labelsize=8)
-        ax.grid(alpha=0.3, axis="x")
-    fig.supxlabel("whole-split val loss (dots: seeds, bar: mean; dashed: the base recipe)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"wrote {path}")
+        if rows:
+            base = statistics.mean(rows[0][3]) if rows[0][0] == "base" else None
+            panels.append((NAMES[mixer], [(name, losses) for name, _, _, losses in rows], base))
+    dot_plot(path, panels, "whole-split val loss (dots: seeds, bar: mean; dashed: the base recipe)")
 
 
 if __name__ == "__main__":

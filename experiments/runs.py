@@ -111,3 +111,38 @@ def save_plot(path, title, ylabel, curves, ylim=None):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"wrote {path}")
+
+
+def describe(setting, base):
+    """The keys of setting whose values differ from base's, as "k=v, ..." ("(base)" where none do)."""
+    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
+               if base.get(k) != v]
+    return ", ".join(changed) or "(base)"
+
+
+def dot_plot(path, panels, xlabel):
+    """One panel per (title, [(row label, [loss per seed])], reference loss or None): a dot per seed, a bar at the
+    mean, a dashed line at the reference; side by side with a shared x axis, rows top to bottom."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tallest = max(len(rows) for _, rows, _ in panels)  # rows of the longest panel, each a readable line
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 1.3 + 0.25 * tallest), sharex=True,
+                             squeeze=False)
+    for ax, (title, rows, reference) in zip(axes[0], panels):
+        for y, (_, losses) in enumerate(rows):
+            if losses:
+                ax.scatter(losses, [y] * len(losses), color="C0", s=12, alpha=0.6)
+                ax.plot([sum(losses) / len(losses)], [y], "k|", markersize=14)
+        if reference is not None:
+            ax.axvline(reference, color="gray", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+        ax.invert_yaxis()
+        ax.set_title(title)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(alpha=0.3, axis="x")
+    fig.supxlabel(xlabel, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")

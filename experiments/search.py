@@ -24,7 +24,7 @@ import os
 import statistics
 import threading
 
-from experiments.runs import record_run, run_key, run_side_by_side, threads_per_job, train_run
+from experiments.runs import describe, dot_plot, record_run, run_key, run_side_by_side, threads_per_job, train_run
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
@@ -96,8 +96,8 @@ def screen_losses(data, mixer):
             return named, cells
 
 
-def finalists(data, mixer, n):
-    named, screen = screen_losses(data, mixer)
+def finalists(named, screen, n):
+    """The n cells with the lowest seed-0 loss, once every named cell has it (else none)."""
     if any(name not in screen for name in named):
         return []
     return sorted(screen, key=screen.get)[:n]
@@ -133,7 +133,7 @@ def main():
             named, screen = screen_losses(data, mixer)
             todo += [(mixer, n, s, 0) for n, (_, s) in named.items() if n not in screen]
             if not todo or todo[-1][0] != mixer:  # this mixer's screen is done: its finalists' other seeds
-                todo += [(mixer, n, named[n][1], seed) for n in finalists(data, mixer, args.finalists)
+                todo += [(mixer, n, named[n][1], seed) for n in finalists(named, screen, args.finalists)
                          for seed in (1, 2) if seed not in losses(data, mixer, named[n][1])]
         if not todo:
             break
@@ -142,15 +142,8 @@ def main():
     report(stem, data)
 
 
-def describe(setting, base):
-    changed = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in setting.items()
-               if base.get(k) != v]
-    return ", ".join(changed) or "(base)"
-
-
-def best(data, mixer):
+def best(data, mixer, named):
     """The cell with the lowest mean over three seeds (None before any finalist has them): (name, [losses])."""
-    named, _ = screen_losses(data, mixer)
     done = {n: losses(data, mixer, s) for n, (_, s) in named.items()}
     done = {n: [v[s] for s in (0, 1, 2)] for n, v in done.items() if all(s in v for s in (0, 1, 2))}
     return min(done.items(), key=lambda kv: statistics.mean(kv[1])) if done else None
@@ -178,7 +171,7 @@ def report(stem, data):
             seed0 = f"{runs[0]:.4f}" if 0 in runs else "(not run)"
             lines.append(f"| {stage} | {name} | {describe(setting, BASES[mixer])} | {seed0} | {three} |")
         lines.append("")
-        top = best(data, mixer)
+        top = best(data, mixer, named)
         if top:
             summary.append(f"| {NAMES[mixer]} | {top[0]} | {describe(named[top[0]][1], BASES[mixer])} | "
                            f"{fmt(top[1])} |")
@@ -194,33 +187,14 @@ def report(stem, data):
 
 
 def plot(path, data):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    panels = [(m, screen_losses(data, m)[0]) for m in NAMES if screen_losses(data, m)[1]]
-    tallest = max(len(named) for _, named in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 1.4 + 0.26 * tallest), sharex=True,
-                             squeeze=False)
-    for ax, (mixer, named) in zip(axes[0], panels):
-        names = list(named)
-        for y, name in enumerate(names):
-            runs = list(losses(data, mixer, named[name][1]).values())
-            if runs:
-                ax.scatter(runs, [y] * len(runs), color="C0", s=12, alpha=0.6)
-                ax.plot([statistics.mean(runs)], [y], "k|", markersize=14)
-        base = losses(data, mixer, BASES[mixer]).get(0)
-        if base is not None:
-            ax.axvline(base, color="gray", linestyle="--", linewidth=1)
-        ax.set_yticks(range(len(names)), [n.replace("muon_lr_", "muon ") for n in names])
-        ax.invert_yaxis()
-        ax.set_title(NAMES[mixer])
-        ax.tick_params(axis="y", labelsize=7)
-        ax.grid(alpha=0.3, axis="x")
-    fig.supxlabel("whole-split val loss (dots: seeds, bar: mean; dashed: the base at seed 0)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"wrote {path}")
+    panels = []
+    for mixer in NAMES:
+        named, screen = screen_losses(data, mixer)
+        if screen:
+            rows = [(name.replace("muon_lr_", "muon "), list(losses(data, mixer, setting).values()))
+                    for name, (_, setting) in named.items()]
+            panels.append((NAMES[mixer], rows, losses(data, mixer, BASES[mixer]).get(0)))
+    dot_plot(path, panels, "whole-split val loss (dots: seeds, bar: mean; dashed: the base at seed 0)")
 
 
 if __name__ == "__main__":

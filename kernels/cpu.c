@@ -373,10 +373,10 @@ void selective_forward(const real *dt, const real *A, const real *Bm, const real
 
 /* -> ddt, du (B, T, H), dB, dC (B, T, N), dA (B, H, N) (each batch row's share of A's gradient; the caller sums
  * them) and dh0 (B, H, N) or NULL, from dy (B, T, H) and dhT (B, H, N) or NULL. Chunk by chunk from the last: its
- * states recomputed from ck into hs (SCHUNK + 1 of them, and each step's a into as), then its steps in reverse with gh = dL/dh_t, starting
- * from dhT. At step t, with a = exp(dt A): gh += dy_t[d] C_t (y_t reads h_t); dC_t[n] += dy_t[d] h_t[d, n];
- * da = gh h_{t-1} and db = gh, so ddt = sum_n (da a A + db u B), du = dt sum_n db B, dB_t[n] += db dt u and
- * dA += da a dt; then gh = gh a, the gradient of h_{t-1}. */
+ * states recomputed from ck into hs (SCHUNK + 1 of them, and each step's a into as), then its steps in reverse with
+ * gh = dL/dh_t, starting from dhT. At step t, with a = exp(dt A): gh += dy_t[d] C_t (y_t reads h_t);
+ * dC_t[n] += dy_t[d] h_t[d, n]; da = gh h_{t-1} and db = gh, so ddt = sum_n (da a A + db u B), du = dt sum_n db B,
+ * dB_t[n] += db dt u and dA += da a dt; then gh = gh a, the gradient of h_{t-1}. */
 void selective_backward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u,
                         const real *ck, const real *dy, const real *dhT, real *ddt, real *dA, real *dB, real *dC,
                         real *du, real *dh0, long B, long T, long H, long N) {

@@ -81,20 +81,15 @@ def test_sequence_length_warmup_grows_the_training_windows(tmp_path, char_datase
     assert {s for split, s in shapes if split == "val"} == {(4, 32)}
 
 
-def test_resume_with_another_model_config_is_refused(tmp_path, char_dataset, capsys):
+@pytest.mark.parametrize("change,message", [("--n_embd=64", "different model config"),
+                                            ("--optimizer=muon", "trained with another optimizer")],
+                         ids=["model_config", "optimizer"])
+def test_resume_with_another_setting_is_refused(tmp_path, char_dataset, capsys, change, message):
     run_train(tmp_path, "--max_iters=2", "--eval_interval=2")
     with pytest.raises(SystemExit) as e:
-        run_train(tmp_path, "--max_iters=4", "--init_from=resume", "--n_embd=64")
+        run_train(tmp_path, "--max_iters=4", "--init_from=resume", change)
     assert e.value.code == 2
-    assert "different model config" in capsys.readouterr().err
-
-
-def test_resume_with_another_optimizer_is_refused(tmp_path, char_dataset, capsys):
-    run_train(tmp_path, "--max_iters=2", "--eval_interval=2")
-    with pytest.raises(SystemExit) as e:
-        run_train(tmp_path, "--max_iters=4", "--init_from=resume", "--optimizer=muon")
-    assert e.value.code == 2
-    assert "trained with another optimizer" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_wsd_schedule_warms_up_holds_then_cools_down_linearly():
