@@ -58,6 +58,8 @@ def main():
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained minGRU/minLSTM checkpoints")
     p.add_argument("--quick", action="store_true", help="fewer val windows")
     p.add_argument("--name", default="state_loss", help="output name: bench_out/NAME.json and .png")
+    p.add_argument("--tokens", type=int, default=None,
+                   help="window length (default: the GPT's block_size; past it, the GPT needs pos='rope')")
     p.set_defaults(fn=bench_state_loss)
     p = sub.add_parser("length", help="val loss by position past the training length: RNNs carry their state")
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained RNN checkpoints")

@@ -1,4 +1,7 @@
 """The benchmarks' measuring pieces (not their timings): what they compute must be what they say."""
+from types import SimpleNamespace
+
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -64,3 +67,27 @@ def test_state_loss_steps_one_token_at_a_time_through_the_cache():
     assert abs(window - full) > 1e-4 and nbytes < full_bytes
     logits, _ = model(x, y)  # the full cache stepped is the parallel forward
     assert abs(full - F.cross_entropy(logits.transpose(1, 2), y).item()) < 1e-10
+
+
+def test_state_loss_past_block_size_with_rope():
+    """Past block_size (bench.py state_loss --tokens), the RoPE GPT's full cache stepped is its parallel forward
+    over the whole longer window, and a window cache of block_size tokens scores differently."""
+    from benchmarks.state_loss import stepped_loss
+    model = tiny("attn", block=8, pos="rope")
+    x = torch.randint(0, 11, (2, 32), generator=torch.Generator().manual_seed(4))
+    y = torch.randint(0, 11, (2, 32), generator=torch.Generator().manual_seed(5))
+    full, _ = stepped_loss(model, x, y)
+    logits, _ = model(x, y)
+    assert abs(full - F.cross_entropy(logits.transpose(1, 2), y).item()) < 1e-10
+    window, _ = stepped_loss(model, x, y, policy="window", size=8)
+    assert abs(window - full) > 1e-4
+
+
+def test_state_loss_past_block_size_needs_rope(tmp_path, char_dataset):
+    """A GPT with a learned position table cannot be measured past block_size: a clear error, before any stepping."""
+    from test_train import run_train
+
+    from benchmarks.state_loss import bench_state_loss
+    run_train(tmp_path, "--max_iters=1", "--eval_interval=1", "--always_save_checkpoint=True", mixer="attn")
+    with pytest.raises(SystemExit, match="pos=rope"):
+        bench_state_loss(SimpleNamespace(gpt=str(tmp_path), rnn=[], quick=True, name="unused", tokens=4096))
