@@ -21,7 +21,9 @@ expansion = 1.2  # hidden width 461: the block within 1% of the GPT's parameters
 d_state = 16  # Mamba's N
 conv = 4  # Mamba's own causal conv, on its x branch
 init = "mamba"  # mamba_ssm's init
+norm = "rmsnorm"  # the CPU search's winner (docs/results.md, "The equal-effort search"), not measured at this size
 
+optimizer = "muon"  # the CPU search's winner, not measured at this size
 learning_rate = 1e-3  # nanoGPT's; not tuned at this scale
 max_iters = 5000
 lr_decay_iters = 5000  # usually max_iters
