@@ -135,8 +135,11 @@ def test_length_table_matches_its_json():
         assert r["spread_T_to_8T"] == pytest.approx(max(cells[1:]) - min(cells[1:]))
 
 
-def test_long_context_state_loss_table_matches_its_json():
-    data = json.loads(read("bench_out", "state_loss_512.json"))
+@pytest.mark.parametrize("tokens", [512, 1024])
+def test_long_context_state_loss_table_matches_its_json(tokens):
+    """The state-size tables at 512 tokens and, for the RoPE GPT, past its block_size (1,024)."""
+    data = json.loads(read("bench_out", f"state_loss_{tokens}.json"))
+    assert data["block_size"] == tokens
     text = section("## Long context")
     policies = ("window", "sink", "h2o", "tova")
     for K in sorted({e["K"] for e in data["gpt"]["window"]}):
