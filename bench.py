@@ -4,7 +4,7 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py scan [--quick]         forward+backward time of every scan backend, and its error vs float64
     python bench.py train_cost [--quick]   training step time and memory vs sequence length (the paper's Figure 1)
     python bench.py generate [--quick]     ms per token and state bytes vs tokens generated so far
-    python bench.py state_loss --gpt DIR --rnn DIR [DIR ...]   val loss vs state bytes, KV-cache policies vs RNNs
+    python bench.py state_loss --gpt DIR --rnn DIR [DIR ...] [--tokens N]   val loss vs state bytes: KV caches vs RNNs
     python bench.py throughput [--quick] [--recipe baby] [--block_size T]   training tokens/s, compile off and on
     python bench.py time_to_loss [--rounds N]   whole-split val loss against training seconds, CPU recipe, each mixer
     python bench.py length --rnn DIR [DIR ...] [--gpt DIR ...] [--tokens N]   val loss by position past training length

@@ -30,7 +30,7 @@ def bench_state_loss(args):
     from common import dataset_dir, load_checkpoint
     from sample import load_model
     model, _ = load_model(args.gpt, "cpu")
-    block = getattr(args, "tokens", None) or model.config.block_size  # the windows' length
+    block = args.tokens or model.config.block_size  # the windows' length
     if block > model.config.block_size and model.learned_positions:
         raise SystemExit(f"--tokens={block} is past the GPT's block_size ({model.config.block_size}), and its learned "
                          f"position table ends there; train it with --pos=rope to measure past block_size")

@@ -76,7 +76,7 @@ def main():
     rnns = [out_dir(m) for m in have if m != "gpt"]
     # past 512 only a GPT without a position table can go on (pos="rope"): there its caches are bounded or it holds
     # every token, at twice the length it was trained on, beside the RNNs at the same length (each longer window
-    # costs more than the one before: 1,024 tokens took ~20 minutes here; `bench.py state_loss --tokens` goes further)
+    # costs more than the one before: 1,024 tokens took ~25 minutes here; `bench.py state_loss --tokens` goes further)
     past = () if load_model(out_dir("gpt"), "cpu")[0].learned_positions else (1024,)
     for tokens in (512, *past):
         bench_state_loss(SimpleNamespace(gpt=out_dir("gpt"), rnn=rnns, quick=False, name=f"state_loss_{tokens}",
