@@ -166,8 +166,9 @@ class Mamba(nn.Module):
     conv and SiLU; the selective SSM (Algorithm 2) with input-dependent step Delta, B and C and a diagonal A < 0;
     the D skip; y * SiLU(z) projected back. Per hidden channel d and state index n (zero-order hold on A, Euler on
     B, as the official kernels): h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] B_t[n] x_t[d], and
-    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. ssm() gives the selective parameters, discretize() the a and b
-    of that recurrence, contract() the C . h: forward and step are both built on them."""
+    y_t[d] = sum_n C_t[n] h_t[d, n] + D[d] x_t[d]. ssm() gives the selective parameters, discretize() Delta and the
+    a and b of that recurrence, contract() the C . h, readout() the D skip and the gate: forward and step are both
+    built on them."""
 
     def __init__(self, config):
         super().__init__()
@@ -197,16 +198,18 @@ class Mamba(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
 
     def ssm(self, u):
-        # u (..., H), after conv and SiLU -> the selective SSM's parameters at each t: Delta (..., H), A (H, N), B and
-        # C (..., N), and u; in the parameters' dtype, so that under autocast the recurrence runs in float32, not bf16
+        # u (..., H), after conv and SiLU -> the selective SSM's parameters at each t: Delta's pre-activation dt
+        # (..., H), A (H, N), B and C (..., N), and u; in the parameters' dtype, so that under autocast the recurrence
+        # runs in float32, not bf16
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dtype = self.A_log.dtype
         A = -torch.exp(self.A_log)  # (H, N)
-        return F.softplus(self.dt_proj(dt)).to(dtype), A, B.to(dtype), C.to(dtype), u.to(dtype)
+        return self.dt_proj(dt).to(dtype), A, B.to(dtype), C.to(dtype), u.to(dtype)
 
     def discretize(self, dt, A, B, u):
-        # -> a, b (..., H, N) of h_t = a_t * h_{t-1} + b_t: zero-order hold on A, in (0, 1]; Euler on B, signed, so
-        # the scan runs in linear space
+        # -> a, b (..., H, N) of h_t = a_t * h_{t-1} + b_t, with the step Delta = softplus(dt) > 0: zero-order hold
+        # on A, in (0, 1]; Euler on B, signed, so the scan runs in linear space
+        dt = F.softplus(dt)
         return torch.exp(dt.unsqueeze(-1) * A), (dt * u).unsqueeze(-1) * B.unsqueeze(-2)
 
     def contract(self, h, C):
@@ -225,15 +228,15 @@ class Mamba(nn.Module):
         if self.conv is not None:
             u, tail = self.conv(u, tail)
         dt, A, B, C, u = self.ssm(F.silu(u))  # (B, T, H), (H, N), (B, T, N), (B, T, N), (B, T, H)
-        fast = fastpath.selective(self.discretize, self.contract, dt)  # on a CPU: the lines below in one C pass
-        if fast is not None:  # each way, never forming the (B, T, H, N) tensors (checked, kernels/fastpath.py)
-            y, hT = fast(dt, A, B, C, u, h0)
+        fast = fastpath.selective(self.discretize, self.contract, self.readout, dt)  # on a CPU: the lines below
+        if fast is not None:  # in one C pass each way, never forming the (B, T, H, N) tensors (kernels/fastpath.py)
+            y, hT = fast(dt, A, B, C, u, z, h0)
         else:
             a, b = self.discretize(dt, A, B, u)  # (B, T, H, N) each
             h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1))
             h = h.view(Bsz, T, self.hidden, self.d_state)  # float32 even under autocast
-            y, hT = self.contract(h, C), h[:, -1]
-        return self.dropout(self.c_proj(self.readout(y, u, z))), hT, tail
+            y, hT = self.readout(self.contract(h, C), u, z), h[:, -1]
+        return self.dropout(self.c_proj(y)), hT, tail
 
     def step(self, x, h, tail=None):
         # recurrent: x (B, C), h (B, H, N), tail (B, k-1, H) or None -> y (B, C), the next h and tail

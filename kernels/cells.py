@@ -4,7 +4,8 @@ pass over memory each way, where model.py's composed ops make a dozen (cpu.c say
 recipe's sizes).
 
 Nothing here defines a model. model.py calls these only through fastpath.py, which first checks that they compute
-what model.py's MinGRU.gates, MinLSTM.gates, Mamba.discretize and .contract, and CausalConv.convolve compute.
+what model.py's MinGRU.gates, MinLSTM.gates, Mamba.discretize, .contract and .readout, and CausalConv.convolve
+compute.
 """
 import torch
 from torch.autograd.function import once_differentiable
@@ -40,34 +41,36 @@ class _CellC(torch.autograd.Function):
 
 
 class _SelectiveC(torch.autograd.Function):
-    """Mamba's selective scan in cpu.c: the forward keeps its inputs and the state before every 16th step, never
-    the (B, T, H, N) states; the backward recomputes them chunk by chunk."""
+    """Mamba's selective scan in cpu.c, from Delta's pre-activation to the gated readout: the forward keeps its
+    inputs and the state before every 16th step, never the (B, T, H, N) states, Delta or the readout's (B, T, H)
+    intermediates; the backward recomputes them chunk by chunk."""
 
     @staticmethod
-    def forward(ctx, dt, A, Bm, Cm, u, h0):
+    def forward(ctx, dt, A, Bm, Cm, u, z, D, h0):
         (B, T, H), N = dt.shape, A.size(1)
         y, hT = dt.new_empty(B, T, H), dt.new_empty(B, H, N)
         ck = dt.new_empty(B, (T + 15) // 16, H, N)  # cpu.c's SCHUNK = 16
-        build.library(dt.dtype).selective_forward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(h0), ptr(y),
-                                                  ptr(hT), ptr(ck), B, T, H, N)
-        ctx.save_for_backward(dt, A, Bm, Cm, u, ck)
+        build.library(dt.dtype).selective_forward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(z), ptr(D),
+                                                  ptr(h0), ptr(y), ptr(hT), ptr(ck), B, T, H, N)
+        ctx.save_for_backward(dt, A, Bm, Cm, u, z, D, ck)
         ctx.has_h0 = h0 is not None
         return y, hT
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dhT):
-        dt, A, Bm, Cm, u, ck = ctx.saved_tensors
+        dt, A, Bm, Cm, u, z, D, ck = ctx.saved_tensors
         (B, T, H), N = dt.shape, A.size(1)
         dy = torch.zeros_like(dt) if dy is None else dy.to(dt.dtype).contiguous()  # held in names while C reads
         dhT = None if dhT is None else dhT.to(dt.dtype).contiguous()
-        ddt, du, dB, dC = torch.empty_like(dt), torch.empty_like(u), torch.empty_like(Bm), torch.empty_like(Cm)
-        dA = dt.new_empty(B, H, N)  # each batch row's share, summed below
-        dh0 = dt.new_empty(B, H, N) if ctx.has_h0 and ctx.needs_input_grad[5] else None
-        build.library(dt.dtype).selective_backward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(ck), ptr(dy),
-                                                   ptr(dhT), ptr(ddt), ptr(dA), ptr(dB), ptr(dC), ptr(du), ptr(dh0),
-                                                   B, T, H, N)
-        return ddt, dA.sum(0), dB, dC, du, dh0
+        ddt, du, dz = torch.empty_like(dt), torch.empty_like(u), torch.empty_like(z)
+        dB, dC = torch.empty_like(Bm), torch.empty_like(Cm)
+        dA, dD = dt.new_empty(B, H, N), dt.new_empty(B, H)  # each batch row's share, summed below
+        dh0 = dt.new_empty(B, H, N) if ctx.has_h0 and ctx.needs_input_grad[7] else None
+        build.library(dt.dtype).selective_backward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(z), ptr(D),
+                                                   ptr(ck), ptr(dy), ptr(dhT), ptr(ddt), ptr(dA), ptr(dB), ptr(dC),
+                                                   ptr(du), ptr(dz), ptr(dD), ptr(dh0), B, T, H, N)
+        return ddt, dA.sum(0), dB, dC, du, dz, dD.sum(0), dh0
 
 
 class _ConvC(torch.autograd.Function):
@@ -103,11 +106,12 @@ def cell(name, kh, h0=None):
         return _CellC.apply(kh, h0, name)
 
 
-def selective_scan(dt, A, Bm, Cm, u, h0=None):
-    """Mamba's selective scan: y (B, T, H) = C_t . h_t and h_T (B, H, N) of h_t = exp(dt_t A) h_{t-1} + dt_t u_t B_t,
-    from dt, u (B, T, H), A (H, N), Bm, Cm (B, T, N) and h0 (B, H, N) or zeros; float32 or float64, on the CPU."""
+def selective_scan(dt, A, Bm, Cm, u, z, h0=None, *, D):
+    """Mamba's selective scan and gated readout: y (B, T, H) = (C_t . h_t + D u_t) SiLU(z_t) and h_T (B, H, N) of
+    h_t = exp(Delta_t A) h_{t-1} + Delta_t u_t B_t with Delta = softplus(dt), from dt, u, z (B, T, H), A (H, N),
+    Bm, Cm (B, T, N), D (H) and h0 (B, H, N) or zeros; float32 or float64, on the CPU."""
     dtype = dt.dtype
-    args = [t.to(dtype).contiguous() for t in (dt, A, Bm, Cm, u)]
+    args = [t.to(dtype).contiguous() for t in (dt, A, Bm, Cm, u, z, D)]
     h0 = None if h0 is None else h0.to(dtype).contiguous()
     with torch.autocast(device_type="cpu", enabled=False):
         return _SelectiveC.apply(*args, h0)

@@ -333,62 +333,101 @@ void scan_backward(const real *a, const real *h0, const real *h, const real *gra
     free(zeros);
 }
 
-/* Mamba's selective scan, fused (Gu & Dao 2023, Algorithm 2, as model.py's Mamba.discretize and Mamba.contract):
- *   h_t[d, n] = exp(dt_t[d] A[d, n]) h_{t-1}[d, n] + dt_t[d] u_t[d] B_t[n],    y_t[d] = sum_n C_t[n] h_t[d, n]
- * over dt, u (B, T, H), Bm, Cm (B, T, N) and A (H, N), from h0 (B, H, N) or zeros -> y (B, T, H), hT (B, H, N), and
- * ck (B, ceil(T / SCHUNK), H, N): the state before each chunk of SCHUNK steps, all the backward keeps. The composed
- * form writes a, b and h at (B, T, H, N); here each batch row walks time with its (H, N) state in one buffer, and
- * the backward recomputes a chunk's states from its checkpoint (the official kernels' recompute, on a CPU). */
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e) with e = exp(-|x|) in (0, 1], never overflowing; *sig =
+ * sigmoid(x), its derivative. In float log1p(e) = 2 atanh(s) with s = e / (2 + e) in (0, 1/3], by its odd series to
+ * s^17 (relative error below 1e-9, and exact as e -> 0, where 1 + e would round to 1), inlined so that the loops
+ * over channels vectorise it as they do exp_neg. In double: log1p. */
+static inline void softplus(real x, real *out, real *sig) {
+    real e = exp_neg(-fabs(x)), l;
+    *sig = (x >= 0 ? 1 : e) / (1 + e);
+    if (sizeof(real) != sizeof(float)) {
+        l = log1p(e);
+    } else {
+        real s = e / (2 + e), s2 = s * s;
+        real p = 1.f / 11 + s2 * (1.f / 13 + s2 * (1.f / 15 + s2 * (1.f / 17)));
+        l = 2 * s * (1 + s2 * (1.f / 3 + s2 * (1.f / 5 + s2 * (1.f / 7 + s2 * (1.f / 9 + s2 * p)))));
+    }
+    *out = (x > 0 ? x : 0) + l;
+}
+
+/* Mamba's selective scan, fused (Gu & Dao 2023, Algorithm 2; model.py's Mamba.discretize, .contract and .readout):
+ *   Delta_t = softplus(dt_t),  h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] u_t[d] B_t[n],
+ *   y_t[d] = (sum_n C_t[n] h_t[d, n] + D[d] u_t[d]) SiLU(z_t[d])
+ * over dt (Delta's pre-activation), u, z (B, T, H), Bm, Cm (B, T, N), A (H, N) and D (H), from h0 (B, H, N) or
+ * zeros -> y (B, T, H), hT (B, H, N), and ck (B, ceil(T / SCHUNK), H, N): the state before each chunk of SCHUNK
+ * steps, all the backward keeps besides the inputs. The composed form writes a, b and h at (B, T, H, N), and Delta,
+ * C . h + D u and SiLU(z) at (B, T, H) for its backward; here each batch row walks time with its (H, N) state in
+ * one buffer, and the backward recomputes a chunk's states from its checkpoint (the official kernels' recompute, on
+ * a CPU). Per step, the per-channel work (softplus, the gate) runs in its own loop over channels, vectorised. */
 #define SCHUNK 16
 
-void selective_forward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u, const real *h0,
-                       real *y, real *hT, real *ck, long B, long T, long H, long N) {
+void selective_forward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u, const real *z,
+                       const real *D, const real *h0, real *y, real *hT, real *ck, long B, long T, long H, long N) {
     long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
-    #pragma omp parallel for if (B * T * HN >= MIN_PARALLEL)
-    for (long r = 0; r < B; r++) {
-        real *restrict h = hT + r * HN;  /* the state, in place: it ends as h_T */
-        if (h0)
-            memcpy(h, h0 + r * HN, HN * sizeof(real));
-        else
-            memset(h, 0, HN * sizeof(real));
-        for (long t = 0; t < T; t++) {
-            long row = r * T + t;
-            if (t % SCHUNK == 0)
-                memcpy(ck + (r * chunks + t / SCHUNK) * HN, h, HN * sizeof(real));
-            const real *restrict Bt = Bm + row * N, *restrict Ct = Cm + row * N;
-            for (long d = 0; d < H; d++) {
-                real delta = dt[row * H + d], x = delta * u[row * H + d], acc = 0;
-                real *restrict hd = h + d * N;
-                const real *restrict Ad = A + d * N;
-                #pragma omp simd reduction(+:acc)
-                for (long n = 0; n < N; n++) {
-                    hd[n] = exp_neg(delta * Ad[n]) * hd[n] + x * Bt[n];
-                    acc += Ct[n] * hd[n];
+    #pragma omp parallel if (B * T * HN >= MIN_PARALLEL)
+    {
+        real *delta = malloc(2 * H * sizeof(real)), *sig = delta + H;
+        #pragma omp for
+        for (long r = 0; r < B; r++) {
+            real *restrict h = hT + r * HN;  /* the state, in place: it ends as h_T */
+            if (h0)
+                memcpy(h, h0 + r * HN, HN * sizeof(real));
+            else
+                memset(h, 0, HN * sizeof(real));
+            for (long t = 0; t < T; t++) {
+                long row = r * T + t;
+                if (t % SCHUNK == 0)
+                    memcpy(ck + (r * chunks + t / SCHUNK) * HN, h, HN * sizeof(real));
+                const real *restrict Bt = Bm + row * N, *restrict Ct = Cm + row * N, *restrict ut = u + row * H;
+                const real *restrict zt = z + row * H;
+                real *restrict yt = y + row * H;
+                #pragma GCC ivdep
+                for (long d = 0; d < H; d++)
+                    softplus(dt[row * H + d], delta + d, sig + d);
+                for (long d = 0; d < H; d++) {
+                    real x = delta[d] * ut[d], acc = 0;
+                    real *restrict hd = h + d * N;
+                    const real *restrict Ad = A + d * N;
+                    #pragma omp simd reduction(+:acc)
+                    for (long n = 0; n < N; n++) {
+                        hd[n] = exp_neg(delta[d] * Ad[n]) * hd[n] + x * Bt[n];
+                        acc += Ct[n] * hd[n];
+                    }
+                    yt[d] = acc;
                 }
-                y[row * H + d] = acc;
+                #pragma GCC ivdep
+                for (long d = 0; d < H; d++) {  /* (C . h + D u) SiLU(z), SiLU(z) = z sigmoid(z) */
+                    real ez = exp_neg(-fabs(zt[d])), sz = (zt[d] >= 0 ? 1 : ez) / (1 + ez);
+                    yt[d] = (yt[d] + D[d] * ut[d]) * zt[d] * sz;
+                }
             }
         }
+        free(delta);
     }
 }
 
-/* -> ddt, du (B, T, H), dB, dC (B, T, N), dA (B, H, N) (each batch row's share of A's gradient; the caller sums
- * them) and dh0 (B, H, N) or NULL, from dy (B, T, H) and dhT (B, H, N) or NULL. Chunk by chunk from the last: its
- * states recomputed from ck into hs (SCHUNK + 1 of them, and each step's a into as), then its steps in reverse with
- * gh = dL/dh_t, starting from dhT. At step t, with a = exp(dt A): gh += dy_t[d] C_t (y_t reads h_t);
- * dC_t[n] += dy_t[d] h_t[d, n]; da = gh h_{t-1} and db = gh, so ddt = sum_n (da a A + db u B), du = dt sum_n db B,
- * dB_t[n] += db dt u and dA += da a dt; then gh = gh a, the gradient of h_{t-1}. */
-void selective_backward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u,
-                        const real *ck, const real *dy, const real *dhT, real *ddt, real *dA, real *dB, real *dC,
-                        real *du, real *dh0, long B, long T, long H, long N) {
+/* -> ddt, du, dz (B, T, H), dB, dC (B, T, N), dA (B, H, N) and dD (B, H) (each batch row's share of A's and D's
+ * gradients; the caller sums them) and dh0 (B, H, N) or NULL, from dy (B, T, H) and dhT (B, H, N) or NULL. Chunk by
+ * chunk from the last: its Deltas and states recomputed from ck (SCHUNK + 1 states in hs, each step's a in as), then
+ * its steps in reverse with gh = dL/dh_t, starting from dhT. At step t, with s = sigmoid(z) and q = C . h_t: the
+ * gate gives g = dy SiLU(z) = dL/dq, dz = dy (q + D u) s (1 + z (1 - s)), dD += g u and g D to du. Then gh += g C_t
+ * (q reads h_t); dC_t[n] += g h_t[d, n]; with a = exp(Delta A), da = gh h_{t-1} and db = gh, so dL/dDelta =
+ * sum_n (da a A + db u B) and ddt = that times sigmoid(dt) (softplus'), du += Delta sum_n db B, dB_t[n] += db Delta u
+ * and dA += da a Delta; then gh = gh a, the gradient of h_{t-1}. */
+void selective_backward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u, const real *z,
+                        const real *D, const real *ck, const real *dy, const real *dhT, real *ddt, real *dA, real *dB,
+                        real *dC, real *du, real *dz, real *dD, real *dh0, long B, long T, long H, long N) {
     long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
     #pragma omp parallel if (B * T * HN >= MIN_PARALLEL)
     {
         real *hs = malloc((SCHUNK + 1) * HN * sizeof(real)), *as = malloc(SCHUNK * HN * sizeof(real));
-        real *gh = malloc(HN * sizeof(real));
+        real *gh = malloc(HN * sizeof(real)), *delta = malloc((2 * SCHUNK + 3) * H * sizeof(real));
+        real *sig = delta + SCHUNK * H, *g = sig + SCHUNK * H, *dgate = g + H, *q = dgate + H;
         #pragma omp for
         for (long r = 0; r < B; r++) {
-            real *restrict dAr = dA + r * HN;
+            real *restrict dAr = dA + r * HN, *restrict dDr = dD + r * H;
             memset(dAr, 0, HN * sizeof(real));
+            memset(dDr, 0, H * sizeof(real));
             memset(dB + r * T * N, 0, T * N * sizeof(real));
             memset(dC + r * T * N, 0, T * N * sizeof(real));
             if (dhT)
@@ -400,14 +439,18 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
                 memcpy(hs, ck + (r * chunks + c) * HN, HN * sizeof(real));
                 for (long k = 0; k < len; k++) {  /* hs[k + 1] = h_{t0 + k} */
                     long row = r * T + t0 + k;
-                    const real *restrict Bt = Bm + row * N;
+                    const real *restrict Bt = Bm + row * N, *restrict ut = u + row * H;
+                    real *restrict dk = delta + k * H, *restrict sk = sig + k * H;
+                    #pragma GCC ivdep
+                    for (long d = 0; d < H; d++)
+                        softplus(dt[row * H + d], dk + d, sk + d);
                     for (long d = 0; d < H; d++) {
-                        real delta = dt[row * H + d], x = delta * u[row * H + d];
+                        real x = dk[d] * ut[d];
                         const real *restrict prev = hs + k * HN + d * N, *restrict Ad = A + d * N;
                         real *restrict next = hs + (k + 1) * HN + d * N, *restrict ak = as + k * HN + d * N;
                         #pragma GCC ivdep
                         for (long n = 0; n < N; n++) {
-                            ak[n] = exp_neg(delta * Ad[n]);
+                            ak[n] = exp_neg(dk[d] * Ad[n]);
                             next[n] = ak[n] * prev[n] + x * Bt[n];
                         }
                     }
@@ -415,25 +458,39 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
                 for (long k = len - 1; k >= 0; k--) {
                     long row = r * T + t0 + k;
                     const real *restrict Bt = Bm + row * N, *restrict Ct = Cm + row * N;
+                    const real *restrict ut = u + row * H, *restrict zt = z + row * H, *restrict dyt = dy + row * H;
+                    const real *restrict dk = delta + k * H, *restrict sk = sig + k * H;
                     real *restrict dBt = dB + row * N, *restrict dCt = dC + row * N;
+                    #pragma GCC ivdep
+                    for (long d = 0; d < H; d++) {  /* the gate's share: g = dL/dq, and dz but for q */
+                        real ez = exp_neg(-fabs(zt[d])), sz = (zt[d] >= 0 ? 1 : ez) / (1 + ez);
+                        g[d] = dyt[d] * zt[d] * sz;
+                        dgate[d] = dyt[d] * sz * (1 + zt[d] * (1 - sz));
+                    }
                     for (long d = 0; d < H; d++) {
-                        real delta = dt[row * H + d], ud = u[row * H + d], g = dy[row * H + d], sdt = 0, sdu = 0;
+                        real gd = g[d], ud = ut[d], sdt = 0, sdu = 0, qd = 0;
                         const real *restrict prev = hs + k * HN + d * N, *restrict cur = prev + HN;
                         const real *restrict Ad = A + d * N, *restrict ak = as + k * HN + d * N;
                         real *restrict ghd = gh + d * N, *restrict dAd = dAr + d * N;
-                        #pragma omp simd reduction(+:sdt, sdu)
+                        #pragma omp simd reduction(+:sdt, sdu, qd)
                         for (long n = 0; n < N; n++) {
-                            real a = ak[n], ghn = ghd[n] + g * Ct[n], da = ghn * prev[n];
-                            dCt[n] += g * cur[n];
+                            real a = ak[n], ghn = ghd[n] + gd * Ct[n], da = ghn * prev[n];
+                            qd += Ct[n] * cur[n];
+                            dCt[n] += gd * cur[n];
                             sdt += da * a * Ad[n] + ghn * ud * Bt[n];
                             sdu += ghn * Bt[n];
-                            dBt[n] += ghn * delta * ud;
-                            dAd[n] += da * a * delta;
+                            dBt[n] += ghn * dk[d] * ud;
+                            dAd[n] += da * a * dk[d];
                             ghd[n] = ghn * a;
                         }
-                        ddt[row * H + d] = sdt;
-                        du[row * H + d] = sdu * delta;
+                        ddt[row * H + d] = sdt * sk[d];
+                        du[row * H + d] = sdu * dk[d] + gd * D[d];
+                        dDr[d] += gd * ud;
+                        q[d] = qd;
                     }
+                    #pragma GCC ivdep
+                    for (long d = 0; d < H; d++)
+                        dz[row * H + d] = dgate[d] * (q[d] + D[d] * ut[d]);
                 }
             }
             if (dh0)
@@ -442,5 +499,6 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
         free(hs);
         free(as);
         free(gh);
+        free(delta);
     }
 }

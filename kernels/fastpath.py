@@ -2,16 +2,16 @@
 Whether a fast kernel may stand in for model.py's own code: only where it computes what model.py defines.
 
 model.py writes each recurrence once (MinGRU.gates and MinLSTM.gates turn the pre-activations into the a and b of
-h_t = a_t h_{t-1} + b_t, Mamba.discretize turns its selective parameters into them and Mamba.contract reads C . h;
-CausalConv.convolve is the conv) and builds both its parallel path and its step from that. On a CPU,
-kernels/cpu.c has cells that run gates and scan in one pass each way, Mamba's scan without ever forming its
-(B, T, H, N) tensors, and the conv in one loop. Before a
-kernel first stands in for a definition, check() runs both on a small random input and compares the values and the
-gradients of the input, of the initial state and of every parameter of the module. It is done once per definition
-(its code, and the globals and functions that code reads, recursively: an edit or a monkeypatch makes a new one),
-dtype and width, and costs a few milliseconds. Where they agree the kernel runs; where they do not (g changed, a new
-parameter, another normalisation) model.py's definition runs, and one FastPathWarning names the kernel and says how
-to get the speed back.
+h_t = a_t h_{t-1} + b_t, Mamba.discretize turns its selective parameters into them, Mamba.contract reads C . h and
+Mamba.readout adds the D skip and the gate; CausalConv.convolve is the conv) and builds both its parallel path and
+its step from that. On a CPU, kernels/cpu.c has cells that run gates and scan in one pass each way, Mamba's scan
+from Delta's pre-activation to the gated readout without ever forming its (B, T, H, N) tensors, and the conv in one
+loop. Before a kernel first stands in for a definition, check() runs both on a small random input and compares the
+values and the gradients of the input, of the initial state and of every parameter of the module. It is done once
+per definition (its code, and the globals and functions that code reads, recursively: an edit or a monkeypatch makes
+a new one), dtype and width, and costs a few milliseconds. Where they agree the kernel runs; where they do not (g
+changed, a new parameter, another normalisation) model.py's definition runs, and one FastPathWarning names the
+kernel and says how to get the speed back.
 
 C_KERNELS=0 turns every kernel off (build.py): model.py's definitions run, with no check and no warning.
 """
@@ -51,35 +51,38 @@ def cell(name, gates, kh):
     return fast if _verdicts[key] is None else None
 
 
-def selective(discretize, contract, dt):
-    """kernels/cpu.c's selective scan as a function (dt, A, B, C, u, h0) -> (y, h_T), where it computes what
-    model.py's definition computes: a, b = discretize(dt, A, B, u), the linear scan from h0, y = contract(h, C) and
-    the last h; None otherwise. discretize and contract are the Mamba module's bound methods, dt its Delta (B, T, H)."""
+def selective(discretize, contract, readout, dt):
+    """kernels/cpu.c's selective scan as a function (dt, A, B, C, u, z, h0) -> (y, h_T), where it computes what
+    model.py's definition computes: a, b = discretize(dt, A, B, u), the linear scan from h0, y = readout(contract(h,
+    C), u, z) and the last h; None otherwise. discretize, contract and readout are the Mamba module's bound methods,
+    dt its Delta's pre-activation (B, T, H)."""
     module = discretize.__self__
     if not (build.usable(dt) and dt.dim() == 3 and default_linear_backend("cpu", dt.size(1)) == "c"):
         return None
     H, N = module.A_log.shape
-    key = ("selective", dt.dtype, H, N, _fingerprint(discretize), _fingerprint(contract))
+    key = ("selective", dt.dtype, H, N, *map(_fingerprint, (discretize, contract, readout)))
+    fast = partial(cells.selective_scan, D=module.D)
     if key not in _verdicts:
         gen = torch.Generator().manual_seed(0)
 
         def randn(*shape):
             return torch.randn(*shape, generator=gen, dtype=dt.dtype)
 
-        # Delta > 0 as softplus gives it, A < 0 as Mamba's -exp(A_log) (cpu.c's exp is as exact above 0, where the
-        # states grow too fast for a comparison to mean much)
-        probe = (torch.nn.functional.softplus(randn(2, 9, H)), -torch.exp(randn(H, N)), randn(2, 9, N),
-                 randn(2, 9, N), randn(2, 9, H), randn(2, H, N))
+        # A < 0 as Mamba's -exp(A_log) (cpu.c's exp is as exact above 0, where the states grow too fast for a
+        # comparison to mean much); dt on both sides of softplus's bend
+        probe = (3 * randn(2, 9, H), -torch.exp(randn(H, N)), randn(2, 9, N), randn(2, 9, N), randn(2, 9, H),
+                 3 * randn(2, 9, H), randn(2, H, N))
 
-        def reference(dt, A, B, C, u, h0):
+        def reference(dt, A, B, C, u, z, h0):
             a, b = discretize(dt, A, B, u)
             h = scan_linear(a.flatten(2), b.flatten(2), h0.flatten(1)).view(a.shape)
-            return contract(h, C), h[:, -1]
+            return readout(contract(h, C), u, z), h[:, -1]
 
-        _verdicts[key] = _judge("kernels/cpu.c's selective scan", f"{_qualname(discretize)} and .contract", module,
-                                probe, cells.selective_scan, reference,
-                                inputs=("Delta", "A", "B", "C", "the input", "the initial state"))
-    return cells.selective_scan if _verdicts[key] is None else None
+        _verdicts[key] = _judge("kernels/cpu.c's selective scan", f"{_qualname(discretize)}, .contract and "
+                                ".readout", module, probe, fast, reference,
+                                inputs=("Delta's pre-activation", "A", "B", "C", "the input", "the gate",
+                                        "the initial state"))
+    return fast if _verdicts[key] is None else None
 
 
 def conv(convolve, xp):

@@ -243,28 +243,32 @@ def test_an_edited_conv_runs_as_written(monkeypatch):
 
 
 def mamba_inputs(B, T, H, N, dtype=torch.float64, seed=0, scale=1.0):
-    """Delta (softplus, > 0), A (< 0, as -exp(A_log)), B, C, u and h0 for a selective scan, requiring gradients."""
+    """Delta's pre-activation dt (both sides of softplus's bend), A (< 0, as -exp(A_log)), B, C, u, the gate z and
+    h0 for a selective scan, requiring gradients."""
     gen = torch.Generator().manual_seed(seed)
 
     def randn(*shape):
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
 
-    dt = torch.nn.functional.softplus(scale * randn(B, T, H))
-    A = -torch.exp(randn(H, N))
+    dt, A = scale * randn(B, T, H), -torch.exp(randn(H, N))
     return [t.to(dtype).requires_grad_() for t in (dt, A, randn(B, T, N), randn(B, T, N), randn(B, T, H),
-                                                   randn(B, H, N))]
+                                                   3 * randn(B, T, H), randn(B, H, N))]
 
 
-def selective_definition(mamba, dt, A, B, C, u, h0):
-    """model.py's parallel definition: discretize, the plain-loop scan, contract; (y, h_T)."""
+def selective_definition(mamba, dt, A, B, C, u, z, h0):
+    """model.py's parallel definition: discretize, the plain-loop scan, contract, readout; (y, h_T)."""
     a, b = mamba.discretize(dt, A, B, u)
     h = scan_linear(a.flatten(2), b.flatten(2), None if h0 is None else h0.flatten(1), backend="reference")
     h = h.view(a.shape)
-    return mamba.contract(h, C), h[:, -1]
+    return mamba.readout(mamba.contract(h, C), u, z), h[:, -1]
 
 
 def mamba_layer(H=6, N=4):
-    return Mamba(GPTConfig(n_embd=H, n_head=1, mixer="mamba", d_state=N))
+    """A float64 Mamba layer of width H whose D (the readout's skip, an input of the kernel) is random, not ones."""
+    mamba = Mamba(GPTConfig(n_embd=H, n_head=1, mixer="mamba", d_state=N)).double()
+    with torch.no_grad():
+        mamba.D.copy_(torch.randn(H, dtype=torch.float64))
+    return mamba
 
 
 @pytest.mark.parametrize("T", [1, 15, 16, 17, 50])  # around cpu.c's checkpoint every 16 steps
@@ -274,36 +278,48 @@ def test_c_selective_scan_matches_model_definition(T, with_h0):
     inputs = mamba_inputs(B, T, H, N, seed=T)
     if not with_h0:
         inputs[-1] = None
-    got, want = cells.selective_scan(*inputs), selective_definition(mamba, *inputs)
+    got, want = cells.selective_scan(*inputs, D=mamba.D), selective_definition(mamba, *inputs)
     weights = [torch.randn(w.shape, dtype=torch.float64) for w in want]
-    wrt = [t for t in inputs if t is not None]
+    wrt = [t for t in inputs if t is not None] + [mamba.D]
     g_got = torch.autograd.grad(sum((g * w).sum() for g, w in zip(got, weights)), wrt)
     g_want = torch.autograd.grad(sum((g * w).sum() for g, w in zip(want, weights)), wrt)
-    for name, a, b in zip(["y", "h_T", "dDelta", "dA", "dB", "dC", "du", "dh0"], [*got, *g_got], [*want, *g_want]):
+    names = ["y", "h_T", "ddt", "dA", "dB", "dC", "du", "dz"] + ["dh0"] * with_h0 + ["dD"]
+    for name, a, b in zip(names, [*got, *g_got], [*want, *g_want], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_c_selective_scan_gradcheck():
-    inputs = mamba_inputs(2, 19, 3, 2, seed=5)
-    assert torch.autograd.gradcheck(lambda *t: cells.selective_scan(*t), inputs)
+    mamba, inputs = mamba_layer(3, 2), mamba_inputs(2, 19, 3, 2, seed=5)
+    assert torch.autograd.gradcheck(lambda *t: cells.selective_scan(*t[:-1], D=t[-1]), [*inputs, mamba.D])
 
 
 def test_c_selective_scan_in_float32_and_at_extreme_steps():
-    """float32 against the float64 definition, and Delta from 1e-4 to 1e4 (a = exp(Delta A) from ~1 to 0): the
-    kernel's own exp must keep up; A of both signs as an edited model could make it (exp below e^88)."""
+    """float32 against the float64 definition, and dt from about -100 to 100 (Delta = softplus(dt) from e^-100 to
+    100, a = exp(Delta A) from 1 to 0): the kernel's own exp and softplus must keep up; A of both signs as an edited
+    model could make it (exp below e^88)."""
     mamba = mamba_layer()
-    for scale in (1.0, 8.0):
+    for scale in (1.0, 8.0, 40.0):
         inputs = mamba_inputs(2, 33, 6, 4, seed=3, scale=scale)
         want = selective_definition(mamba, *inputs)
-        got = cells.selective_scan(*[t.detach().float() for t in inputs])
+        got = cells.selective_scan(*[t.detach().float() for t in inputs], D=mamba.D.detach().float())
         for a, b in zip(got, want):
             assert torch.isfinite(a).all()
             torch.testing.assert_close(a.double(), b.detach(), rtol=1e-4, atol=1e-4)
     inputs = mamba_inputs(2, 9, 6, 4, seed=4)
     inputs[1] = (0.5 * torch.randn(6, 4, dtype=torch.float64)).requires_grad_()  # some A > 0: h grows
-    for a, b in zip(cells.selective_scan(*[t.detach().float() for t in inputs]),
+    for a, b in zip(cells.selective_scan(*[t.detach().float() for t in inputs], D=mamba.D.detach().float()),
                     selective_definition(mamba, *inputs)):
         torch.testing.assert_close(a.double(), b.detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_c_softplus_is_exact_far_below_its_bend():
+    """softplus(dt) ~ e^dt for dt << 0, where log(1 + e^dt) would round 1 + e^dt to 1 in float: cpu.c's Delta must
+    keep its relative accuracy there (T = 1, u = 1, B = 1, C = 1 and h0 = 0, so y = Delta SiLU(z) with D = 0)."""
+    dt = torch.tensor([[[-30.0, -10.0, 5.0]]])
+    ones = torch.ones(1, 1, 1)
+    y, _ = cells.selective_scan(dt, -torch.ones(3, 1), ones, ones, torch.ones(1, 1, 3), torch.full((1, 1, 3), 50.0),
+                                D=torch.zeros(3))
+    torch.testing.assert_close(y, torch.nn.functional.softplus(dt.double()).float() * 50, rtol=1e-6, atol=0)
 
 
 def test_mamba_trains_through_the_selective_scan_without_its_full_size_tensors(monkeypatch):
@@ -333,6 +349,7 @@ def test_an_edited_discretize_runs_as_written(monkeypatch):
     """Mamba with the exact zero-order hold on B too (b = (a - 1) / A * B u, as the S4 papers write it): cpu.c's
     scan steps aside, with one warning, and the model computes the edit."""
     def zoh(self, dt, A, B, u):
+        dt = torch.nn.functional.softplus(dt)
         a = torch.exp(dt.unsqueeze(-1) * A)
         return a, (a - 1) / A * (u.unsqueeze(-1) * B.unsqueeze(-2))
 
@@ -344,7 +361,8 @@ def test_an_edited_discretize_runs_as_written(monkeypatch):
         logits, _ = model(idx, idx)
     steps_aside = [str(w.message) for w in caught if issubclass(w.category, fastpath.FastPathWarning)]
     assert len(steps_aside) == 1 and "selective scan steps aside" in steps_aside[0]
-    assert "Mamba.zoh and .contract" in steps_aside[0] or "Mamba.discretize and .contract" in steps_aside[0]
+    assert "Mamba.zoh, .contract and .readout" in steps_aside[0] \
+        or "Mamba.discretize, .contract and .readout" in steps_aside[0]
     monkeypatch.setattr(build, "USE_C", False)
     torch.testing.assert_close(model(idx, idx)[0], logits, rtol=1e-12, atol=1e-12)
     state = model.init_state(2)  # and step, built on the same discretize, agrees with the parallel path
