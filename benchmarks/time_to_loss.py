@@ -7,7 +7,7 @@ import tempfile
 from benchmarks.common import plot, print_table, save
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIXERS = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM"}
+MIXERS = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
 
 
 def train_curve(mixer, every, extra):

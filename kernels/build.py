@@ -34,8 +34,8 @@ _CTYPES = {torch.float32: "float", torch.float64: "double"}
 # each function's arguments: pointers (p) and sizes (n), in order
 _SIGNATURES = {"mingru_forward": "pppnnn", "minlstm_forward": "pppnnn", "mingru_backward": "ppppppnnn",
                "minlstm_backward": "ppppppnnn", "conv_forward": "ppppnnnn", "conv_backward": "ppppppnnnn",
-               "scan_forward": "ppppnnn", "scan_backward": "pppppppnnn", "selective_forward": "p" * 11 + "nnnn",
-               "selective_backward": "p" * 18 + "nnnn"}
+               "scan_forward": "ppppnnn", "scan_backward": "pppppppnnn", "selective_forward": "p" * 12 + "nnnn",
+               "selective_backward": "p" * 19 + "nnnn"}
 _libraries = {}
 
 

@@ -42,24 +42,24 @@ class _CellC(torch.autograd.Function):
 
 class _SelectiveC(torch.autograd.Function):
     """Mamba's selective scan in cpu.c, from Delta's pre-activation to the gated readout: the forward keeps its
-    inputs and the state before every 16th step, never the (B, T, H, N) states, Delta or the readout's (B, T, H)
-    intermediates; the backward recomputes them chunk by chunk."""
+    inputs, C . h and the state before every 16th step, never the (B, T, H, N) states, nor Delta or the gate's
+    (B, T, H) intermediates; the backward recomputes them chunk by chunk."""
 
     @staticmethod
     def forward(ctx, dt, A, Bm, Cm, u, z, D, h0):
         (B, T, H), N = dt.shape, A.size(1)
-        y, hT = dt.new_empty(B, T, H), dt.new_empty(B, H, N)
+        y, q, hT = dt.new_empty(B, T, H), dt.new_empty(B, T, H), dt.new_empty(B, H, N)
         ck = dt.new_empty(B, (T + 15) // 16, H, N)  # cpu.c's SCHUNK = 16
         build.library(dt.dtype).selective_forward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(z), ptr(D),
-                                                  ptr(h0), ptr(y), ptr(hT), ptr(ck), B, T, H, N)
-        ctx.save_for_backward(dt, A, Bm, Cm, u, z, D, ck)
+                                                  ptr(h0), ptr(y), ptr(q), ptr(hT), ptr(ck), B, T, H, N)
+        ctx.save_for_backward(dt, A, Bm, Cm, u, z, D, q, ck)
         ctx.has_h0 = h0 is not None
         return y, hT
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, dhT):
-        dt, A, Bm, Cm, u, z, D, ck = ctx.saved_tensors
+        dt, A, Bm, Cm, u, z, D, q, ck = ctx.saved_tensors
         (B, T, H), N = dt.shape, A.size(1)
         dy = torch.zeros_like(dt) if dy is None else dy.to(dt.dtype).contiguous()  # held in names while C reads
         dhT = None if dhT is None else dhT.to(dt.dtype).contiguous()
@@ -67,9 +67,8 @@ class _SelectiveC(torch.autograd.Function):
         dB, dC = torch.empty_like(Bm), torch.empty_like(Cm)
         dA, dD = dt.new_empty(B, H, N), dt.new_empty(B, H)  # each batch row's share, summed below
         dh0 = dt.new_empty(B, H, N) if ctx.has_h0 and ctx.needs_input_grad[7] else None
-        build.library(dt.dtype).selective_backward(ptr(dt), ptr(A), ptr(Bm), ptr(Cm), ptr(u), ptr(z), ptr(D),
-                                                   ptr(ck), ptr(dy), ptr(dhT), ptr(ddt), ptr(dA), ptr(dB), ptr(dC),
-                                                   ptr(du), ptr(dz), ptr(dD), ptr(dh0), B, T, H, N)
+        build.library(dt.dtype).selective_backward(*map(ptr, (dt, A, Bm, Cm, u, z, D, q, ck, dy, dhT, ddt, dA, dB,
+                                                              dC, du, dz, dD, dh0)), B, T, H, N)
         return ddt, dA.sum(0), dB, dC, du, dz, dD.sum(0), dh0
 
 

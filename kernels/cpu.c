@@ -352,17 +352,20 @@ static inline void softplus(real x, real *out, real *sig) {
 
 /* Mamba's selective scan, fused (Gu & Dao 2023, Algorithm 2; model.py's Mamba.discretize, .contract and .readout):
  *   Delta_t = softplus(dt_t),  h_t[d, n] = exp(Delta_t[d] A[d, n]) h_{t-1}[d, n] + Delta_t[d] u_t[d] B_t[n],
- *   y_t[d] = (sum_n C_t[n] h_t[d, n] + D[d] u_t[d]) SiLU(z_t[d])
+ *   q_t[d] = sum_n C_t[n] h_t[d, n],  y_t[d] = (q_t[d] + D[d] u_t[d]) SiLU(z_t[d])
  * over dt (Delta's pre-activation), u, z (B, T, H), Bm, Cm (B, T, N), A (H, N) and D (H), from h0 (B, H, N) or
- * zeros -> y (B, T, H), hT (B, H, N), and ck (B, ceil(T / SCHUNK), H, N): the state before each chunk of SCHUNK
- * steps, all the backward keeps besides the inputs. The composed form writes a, b and h at (B, T, H, N), and Delta,
- * C . h + D u and SiLU(z) at (B, T, H) for its backward; here each batch row walks time with its (H, N) state in
- * one buffer, and the backward recomputes a chunk's states from its checkpoint (the official kernels' recompute, on
- * a CPU). Per step, the per-channel work (softplus, the gate) runs in its own loop over channels, vectorised. */
+ * zeros -> y and q (B, T, H), hT (B, H, N), and ck (B, ceil(T / SCHUNK), H, N): the state before each chunk of
+ * SCHUNK steps. q and ck are all the backward keeps besides the inputs (q costs one (B, T, H) tensor and saves the
+ * backward a reduction over n per step, as slow here as the rest of its recompute). The composed form writes a, b
+ * and h at (B, T, H, N), and Delta, q + D u and SiLU(z) at (B, T, H) for its backward; here each batch row walks
+ * time with its (H, N) state in one buffer, and the backward recomputes a chunk's states from its checkpoint (the
+ * official kernels' recompute, on a CPU). Per step, the per-channel work (softplus, the gate) runs in its own loop
+ * over channels, vectorised. */
 #define SCHUNK 16
 
 void selective_forward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u, const real *z,
-                       const real *D, const real *h0, real *y, real *hT, real *ck, long B, long T, long H, long N) {
+                       const real *D, const real *h0, real *y, real *qs, real *hT, real *ck, long B, long T, long H,
+                       long N) {
     long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
     #pragma omp parallel if (B * T * HN >= MIN_PARALLEL)
     {
@@ -398,6 +401,7 @@ void selective_forward(const real *dt, const real *A, const real *Bm, const real
                 #pragma GCC ivdep
                 for (long d = 0; d < H; d++) {  /* (C . h + D u) SiLU(z), SiLU(z) = z sigmoid(z) */
                     real ez = exp_neg(-fabs(zt[d])), sz = (zt[d] >= 0 ? 1 : ez) / (1 + ez);
+                    qs[row * H + d] = yt[d];
                     yt[d] = (yt[d] + D[d] * ut[d]) * zt[d] * sz;
                 }
             }
@@ -409,20 +413,21 @@ void selective_forward(const real *dt, const real *A, const real *Bm, const real
 /* -> ddt, du, dz (B, T, H), dB, dC (B, T, N), dA (B, H, N) and dD (B, H) (each batch row's share of A's and D's
  * gradients; the caller sums them) and dh0 (B, H, N) or NULL, from dy (B, T, H) and dhT (B, H, N) or NULL. Chunk by
  * chunk from the last: its Deltas and states recomputed from ck (SCHUNK + 1 states in hs, each step's a in as), then
- * its steps in reverse with gh = dL/dh_t, starting from dhT. At step t, with s = sigmoid(z) and q = C . h_t: the
+ * its steps in reverse with gh = dL/dh_t, starting from dhT. At step t, with s = sigmoid(z) and the forward's q: the
  * gate gives g = dy SiLU(z) = dL/dq, dz = dy (q + D u) s (1 + z (1 - s)), dD += g u and g D to du. Then gh += g C_t
  * (q reads h_t); dC_t[n] += g h_t[d, n]; with a = exp(Delta A), da = gh h_{t-1} and db = gh, so dL/dDelta =
  * sum_n (da a A + db u B) and ddt = that times sigmoid(dt) (softplus'), du += Delta sum_n db B, dB_t[n] += db Delta u
- * and dA += da a Delta; then gh = gh a, the gradient of h_{t-1}. */
+ * and dA += da a Delta; then gh = gh a, the gradient of h_{t-1}. qs (B, T, H) is the forward's q. */
 void selective_backward(const real *dt, const real *A, const real *Bm, const real *Cm, const real *u, const real *z,
-                        const real *D, const real *ck, const real *dy, const real *dhT, real *ddt, real *dA, real *dB,
-                        real *dC, real *du, real *dz, real *dD, real *dh0, long B, long T, long H, long N) {
+                        const real *D, const real *qs, const real *ck, const real *dy, const real *dhT, real *ddt,
+                        real *dA, real *dB, real *dC, real *du, real *dz, real *dD, real *dh0, long B, long T, long H,
+                        long N) {
     long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
     #pragma omp parallel if (B * T * HN >= MIN_PARALLEL)
     {
         real *hs = malloc((SCHUNK + 1) * HN * sizeof(real)), *as = malloc(SCHUNK * HN * sizeof(real));
-        real *gh = malloc(HN * sizeof(real)), *delta = malloc((2 * SCHUNK + 3) * H * sizeof(real));
-        real *sig = delta + SCHUNK * H, *g = sig + SCHUNK * H, *dgate = g + H, *q = dgate + H;
+        real *gh = malloc(HN * sizeof(real)), *delta = malloc((2 * SCHUNK + 2) * H * sizeof(real));
+        real *sig = delta + SCHUNK * H, *g = sig + SCHUNK * H, *dgate = g + H;
         #pragma omp for
         for (long r = 0; r < B; r++) {
             real *restrict dAr = dA + r * HN, *restrict dDr = dD + r * H;
@@ -468,14 +473,13 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
                         dgate[d] = dyt[d] * sz * (1 + zt[d] * (1 - sz));
                     }
                     for (long d = 0; d < H; d++) {
-                        real gd = g[d], ud = ut[d], sdt = 0, sdu = 0, qd = 0;
+                        real gd = g[d], ud = ut[d], sdt = 0, sdu = 0;
                         const real *restrict prev = hs + k * HN + d * N, *restrict cur = prev + HN;
                         const real *restrict Ad = A + d * N, *restrict ak = as + k * HN + d * N;
                         real *restrict ghd = gh + d * N, *restrict dAd = dAr + d * N;
-                        #pragma omp simd reduction(+:sdt, sdu, qd)
+                        #pragma omp simd reduction(+:sdt, sdu)
                         for (long n = 0; n < N; n++) {
                             real a = ak[n], ghn = ghd[n] + gd * Ct[n], da = ghn * prev[n];
-                            qd += Ct[n] * cur[n];
                             dCt[n] += gd * cur[n];
                             sdt += da * a * Ad[n] + ghn * ud * Bt[n];
                             sdu += ghn * Bt[n];
@@ -486,11 +490,10 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
                         ddt[row * H + d] = sdt * sk[d];
                         du[row * H + d] = sdu * dk[d] + gd * D[d];
                         dDr[d] += gd * ud;
-                        q[d] = qd;
                     }
                     #pragma GCC ivdep
                     for (long d = 0; d < H; d++)
-                        dz[row * H + d] = dgate[d] * (q[d] + D[d] * ut[d]);
+                        dz[row * H + d] = dgate[d] * (qs[row * H + d] + D[d] * ut[d]);
                 }
             }
             if (dh0)

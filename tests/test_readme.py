@@ -97,7 +97,7 @@ def test_gpu_tables_match_their_json():
 
 def test_time_to_loss_table_matches_its_json():
     text = section("## Time to loss")
-    names = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM"}
+    names = {"gpt": "GPT", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
     for mixer, r in json.loads(read("bench_out", "time_to_loss.json"))["results"].items():
         last, reach = r["curve"][-1], r["reach_gpt_final"]
         at = "never" if reach["iter"] is None else f"iteration {reach['iter']}, {reach['seconds']:.1f} s"
