@@ -371,3 +371,19 @@ def test_an_edited_discretize_runs_as_written(monkeypatch):
         out, state = model.step(idx[:, t], state)
         stepped.append(out)
     torch.testing.assert_close(torch.stack(stepped, dim=1), logits, rtol=1e-10, atol=1e-10)
+
+
+def test_an_edited_readout_runs_as_written(monkeypatch):
+    """The gate as SiLU(z) without the D skip, a change inside what the fused scan computes: the scan steps aside
+    with one warning naming .readout, and the loss is the edited model's (the same as with C_KERNELS=0)."""
+    monkeypatch.setattr(Mamba, "readout", lambda self, y, u, z: y * torch.nn.functional.silu(z))
+    model = GPT(GPTConfig(block_size=16, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mamba")).double()
+    idx = torch.randint(0, 11, (2, 16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, loss = model(idx, idx)
+    steps_aside = [str(w.message) for w in caught if issubclass(w.category, fastpath.FastPathWarning)]
+    assert len(steps_aside) == 1 and ".contract and .readout" in steps_aside[0]
+    assert "_SelectiveCBackward" not in _grad_fns(loss)
+    monkeypatch.setattr(build, "USE_C", False)
+    torch.testing.assert_close(model(idx, idx)[1], loss, rtol=1e-12, atol=1e-12)
