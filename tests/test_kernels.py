@@ -345,45 +345,38 @@ def test_mamba_trains_through_the_selective_scan_without_its_full_size_tensors(m
     torch.testing.assert_close(loss_ops, loss, rtol=1e-5, atol=1e-6)
 
 
-def test_an_edited_discretize_runs_as_written(monkeypatch):
-    """Mamba with the exact zero-order hold on B too (b = (a - 1) / A * B u, as the S4 papers write it): cpu.c's
-    scan steps aside, with one warning, and the model computes the edit."""
-    def zoh(self, dt, A, B, u):
-        dt = torch.nn.functional.softplus(dt)
-        a = torch.exp(dt.unsqueeze(-1) * A)
-        return a, (a - 1) / A * (u.unsqueeze(-1) * B.unsqueeze(-2))
+def zoh(self, dt, A, B, u):
+    """Mamba.discretize with the exact zero-order hold on B too (b = (a - 1) / A * B u, as the S4 papers write it)."""
+    dt = torch.nn.functional.softplus(dt)
+    a = torch.exp(dt.unsqueeze(-1) * A)
+    return a, (a - 1) / A * (u.unsqueeze(-1) * B.unsqueeze(-2))
 
-    monkeypatch.setattr(Mamba, "discretize", zoh)
+
+def no_skip(self, y, u, z):
+    """Mamba.readout without the D skip."""
+    return y * torch.nn.functional.silu(z)
+
+
+@pytest.mark.parametrize("name, edit", [("discretize", zoh), ("readout", no_skip)])
+def test_an_edit_inside_the_fused_scan_runs_as_written(monkeypatch, name, edit):
+    """An edit to one of the definitions the fused scan computes: cpu.c's scan steps aside, with one warning, the
+    model computes the edit (as with C_KERNELS=0), and step, built on the same definitions, agrees with it."""
+    monkeypatch.setattr(Mamba, name, edit)
     model = GPT(GPTConfig(block_size=16, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mamba")).double()
     idx = torch.randint(0, 11, (2, 16))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        logits, _ = model(idx, idx)
+        logits, loss = model(idx, idx)
     steps_aside = [str(w.message) for w in caught if issubclass(w.category, fastpath.FastPathWarning)]
     assert len(steps_aside) == 1 and "selective scan steps aside" in steps_aside[0]
     assert "Mamba.zoh, .contract and .readout" in steps_aside[0] \
         or "Mamba.discretize, .contract and .readout" in steps_aside[0]
+    assert "_SelectiveCBackward" not in _grad_fns(loss)
     monkeypatch.setattr(build, "USE_C", False)
     torch.testing.assert_close(model(idx, idx)[0], logits, rtol=1e-12, atol=1e-12)
-    state = model.init_state(2)  # and step, built on the same discretize, agrees with the parallel path
+    state = model.init_state(2)
     stepped = []
     for t in range(16):
         out, state = model.step(idx[:, t], state)
         stepped.append(out)
     torch.testing.assert_close(torch.stack(stepped, dim=1), logits, rtol=1e-10, atol=1e-10)
-
-
-def test_an_edited_readout_runs_as_written(monkeypatch):
-    """The gate as SiLU(z) without the D skip, a change inside what the fused scan computes: the scan steps aside
-    with one warning naming .readout, and the loss is the edited model's (the same as with C_KERNELS=0)."""
-    monkeypatch.setattr(Mamba, "readout", lambda self, y, u, z: y * torch.nn.functional.silu(z))
-    model = GPT(GPTConfig(block_size=16, vocab_size=11, n_layer=1, n_head=1, n_embd=8, mixer="mamba")).double()
-    idx = torch.randint(0, 11, (2, 16))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        _, loss = model(idx, idx)
-    steps_aside = [str(w.message) for w in caught if issubclass(w.category, fastpath.FastPathWarning)]
-    assert len(steps_aside) == 1 and ".contract and .readout" in steps_aside[0]
-    assert "_SelectiveCBackward" not in _grad_fns(loss)
-    monkeypatch.setattr(build, "USE_C", False)
-    torch.testing.assert_close(model(idx, idx)[1], loss, rtol=1e-12, atol=1e-12)
