@@ -333,13 +333,21 @@ void scan_backward(const real *a, const real *h0, const real *h, const real *gra
     free(zeros);
 }
 
-/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e) with e = exp(-|x|) in (0, 1], never overflowing; *sig =
- * sigmoid(x), its derivative. In float log1p(e) = 2 atanh(s) with s = e / (2 + e) in (0, 1/3], by its odd series to
- * s^17 (relative error below 1e-9, and exact as e -> 0, where 1 + e would round to 1), inlined so that the loops
- * over channels vectorise it as they do exp_neg. In double: log1p. */
-static inline void softplus(real x, real *out, real *sig) {
+/* sigmoid(x) = (x >= 0 ? 1 : e) / (1 + e) with e = exp(-|x|) in (0, 1], which never overflows. */
+static inline real sigmoid(real x) {
+    real e = exp_neg(-fabs(x));
+    return (x >= 0 ? 1 : e) / (1 + e);
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e) with e = exp(-|x|) in (0, 1], never overflowing; and, where
+ * sig is not NULL, *sig = sigmoid(x), its derivative, from the same e. In float log1p(e) = 2 atanh(s) with
+ * s = e / (2 + e) in (0, 1/3], by its odd series to s^17 (relative error below 1e-9, and exact as e -> 0, where
+ * 1 + e would round to 1), inlined so that the loops over channels vectorise it as they do exp_neg. In double:
+ * log1p. */
+static inline real softplus(real x, real *sig) {
     real e = exp_neg(-fabs(x)), l;
-    *sig = (x >= 0 ? 1 : e) / (1 + e);
+    if (sig)
+        *sig = (x >= 0 ? 1 : e) / (1 + e);
     if (sizeof(real) != sizeof(float)) {
         l = log1p(e);
     } else {
@@ -347,7 +355,7 @@ static inline void softplus(real x, real *out, real *sig) {
         real p = 1.f / 11 + s2 * (1.f / 13 + s2 * (1.f / 15 + s2 * (1.f / 17)));
         l = 2 * s * (1 + s2 * (1.f / 3 + s2 * (1.f / 5 + s2 * (1.f / 7 + s2 * (1.f / 9 + s2 * p)))));
     }
-    *out = (x > 0 ? x : 0) + l;
+    return (x > 0 ? x : 0) + l;
 }
 
 /* Mamba's selective scan, fused (Gu & Dao 2023, Algorithm 2; model.py's Mamba.discretize, .contract and .readout):
@@ -369,7 +377,7 @@ void selective_forward(const real *dt, const real *A, const real *Bm, const real
     long chunks = (T + SCHUNK - 1) / SCHUNK, HN = H * N;
     #pragma omp parallel if (B * T * HN >= MIN_PARALLEL)
     {
-        real *delta = malloc(2 * H * sizeof(real)), *sig = delta + H;
+        real *delta = malloc(H * sizeof(real));
         #pragma omp for
         for (long r = 0; r < B; r++) {
             real *restrict h = hT + r * HN;  /* the state, in place: it ends as h_T */
@@ -383,10 +391,10 @@ void selective_forward(const real *dt, const real *A, const real *Bm, const real
                     memcpy(ck + (r * chunks + t / SCHUNK) * HN, h, HN * sizeof(real));
                 const real *restrict Bt = Bm + row * N, *restrict Ct = Cm + row * N, *restrict ut = u + row * H;
                 const real *restrict zt = z + row * H;
-                real *restrict yt = y + row * H;
+                real *restrict yt = y + row * H, *restrict qt = qs + row * H;
                 #pragma GCC ivdep
                 for (long d = 0; d < H; d++)
-                    softplus(dt[row * H + d], delta + d, sig + d);
+                    delta[d] = softplus(dt[row * H + d], NULL);
                 for (long d = 0; d < H; d++) {
                     real x = delta[d] * ut[d], acc = 0;
                     real *restrict hd = h + d * N;
@@ -396,14 +404,11 @@ void selective_forward(const real *dt, const real *A, const real *Bm, const real
                         hd[n] = exp_neg(delta[d] * Ad[n]) * hd[n] + x * Bt[n];
                         acc += Ct[n] * hd[n];
                     }
-                    yt[d] = acc;
+                    qt[d] = acc;
                 }
                 #pragma GCC ivdep
-                for (long d = 0; d < H; d++) {  /* (C . h + D u) SiLU(z), SiLU(z) = z sigmoid(z) */
-                    real ez = exp_neg(-fabs(zt[d])), sz = (zt[d] >= 0 ? 1 : ez) / (1 + ez);
-                    qs[row * H + d] = yt[d];
-                    yt[d] = (yt[d] + D[d] * ut[d]) * zt[d] * sz;
-                }
+                for (long d = 0; d < H; d++)  /* (C . h + D u) SiLU(z), SiLU(z) = z sigmoid(z) */
+                    yt[d] = (qt[d] + D[d] * ut[d]) * zt[d] * sigmoid(zt[d]);
             }
         }
         free(delta);
@@ -448,7 +453,7 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
                     real *restrict dk = delta + k * H, *restrict sk = sig + k * H;
                     #pragma GCC ivdep
                     for (long d = 0; d < H; d++)
-                        softplus(dt[row * H + d], dk + d, sk + d);
+                        dk[d] = softplus(dt[row * H + d], sk + d);
                     for (long d = 0; d < H; d++) {
                         real x = dk[d] * ut[d];
                         const real *restrict prev = hs + k * HN + d * N, *restrict Ad = A + d * N;
@@ -468,7 +473,7 @@ void selective_backward(const real *dt, const real *A, const real *Bm, const rea
                     real *restrict dBt = dB + row * N, *restrict dCt = dC + row * N;
                     #pragma GCC ivdep
                     for (long d = 0; d < H; d++) {  /* the gate's share: g = dL/dq, and dz but for q */
-                        real ez = exp_neg(-fabs(zt[d])), sz = (zt[d] >= 0 ? 1 : ez) / (1 + ez);
+                        real sz = sigmoid(zt[d]);
                         g[d] = dyt[d] * zt[d] * sz;
                         dgate[d] = dyt[d] * sz * (1 + zt[d] * (1 - sz));
                     }
