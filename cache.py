@@ -15,7 +15,9 @@ policy decides which entry to drop when a new one arrives:
           per layer (Oren et al. 2024, Section 3.3).
 
 Evicted entries are gone; kept entries keep their original position, as in the paper, so a bounded cache never
-renumbers tokens. Each entry carries its position, and the attention mask is built from positions, not indices.
+renumbers tokens. Each entry carries its position, and the attention mask is built from positions, not indices, so
+the entries' order in the cache does not matter: window and sink keep them in the order they arrived, while H2O and
+TOVA, stepping one token at a time, put the newest entry in the dropped one's slot rather than shift the rest.
 
 The model talks to a layer's cache in two calls per forward (model.CausalSelfAttention):
     k_all, v_all, pos_all = cache.append(k, v, pos)   # the new entries join the state
@@ -28,69 +30,90 @@ POLICIES = ("full", "window", "sink", "h2o", "tova")
 
 
 class LayerKV:
-    """One layer's cache. k, v: (B, nh, L, hs); pos: (B, nh, L) original positions; score: h2o's accumulator."""
+    """One layer's cache. k, v: (B, nh, L, hs); pos: (B, nh, L) original positions; score: h2o's accumulator.
+
+    The entries live in preallocated buffers with room to grow, the kept ones at [lo, hi) along dim 2, so that
+    appending a token writes one slot instead of copying the whole cache (a torch.cat per token made the full cache
+    quadratic in its length) and a window's eviction moves lo instead of copying what it keeps."""
 
     def __init__(self, policy="full", size=None, n_sink=4, n_recent=None):
         self.policy, self.size, self.n_sink = policy, size, n_sink
         # h2o splits its budget between recent tokens and heavy hitters; half and half as in Zhang et al.
         self.n_recent = n_recent if n_recent is not None else (size // 2 if size else 0)
-        self.k = self.v = self.pos = self.score = None
+        self.buffers, self.lo, self.hi = None, 0, 0  # {"k", "v", "pos", "score"?}: (B, nh, capacity, ...)
 
     def __len__(self):
-        return 0 if self.k is None else self.k.size(2)
+        return self.hi - self.lo
+
+    def _kept(self, name):
+        return None if self.buffers is None or name not in self.buffers else self.buffers[name][:, :, self.lo:self.hi]
+
+    k = property(lambda self: self._kept("k"))
+    v = property(lambda self: self._kept("v"))
+    pos = property(lambda self: self._kept("pos"))
+    score = property(lambda self: self._kept("score"))
+
+    def _make_room(self, like, T):
+        """Buffers that hold the kept entries at [0, L) and T more: the old ones, or new ones twice as large."""
+        B, nh, L = *like["k"].shape[:2], len(self)
+        capacity = 0 if self.buffers is None else self.buffers["k"].size(2)
+        if self.hi + T <= capacity:
+            return
+        need = L + T if self.policy == "full" else max(L, self.size) + T
+        new = {name: t.new_empty(B, nh, max(2 * need, 16), *t.shape[3:]) for name, t in like.items()}
+        for name, t in new.items():
+            if L:
+                t[:, :, :L] = self._kept(name)
+        self.buffers, self.lo, self.hi = new, 0, L
 
     def append(self, k, v, pos):
         """k, v: (B, nh, T, hs) new entries at positions pos: (T,). Returns all entries, old and new."""
         B, nh, T, _ = k.shape
-        pos = pos.view(1, 1, T).expand(B, nh, T)
-        if self.k is None:
-            self.k, self.v, self.pos = k, v, pos
-        else:
-            self.k = torch.cat([self.k, k], dim=2)
-            self.v = torch.cat([self.v, v], dim=2)
-            self.pos = torch.cat([self.pos, pos], dim=2)
+        new = {"k": k, "v": v, "pos": pos.view(1, 1, T).expand(B, nh, T)}
         if self.policy == "h2o":
-            new = k.new_zeros(B, nh, T, dtype=torch.float32)
-            self.score = new if self.score is None else torch.cat([self.score, new], dim=2)
+            new["score"] = k.new_zeros(B, nh, T, dtype=torch.float32)
+        self._make_room(new, T)
+        for name, t in new.items():
+            self.buffers[name][:, :, self.hi:self.hi + T] = t
+        self.hi += T
         return self.k, self.v, self.pos
 
     def evict(self, att):
         """att: (B, nh, Tq, L) attention weights of the latest queries over the L entries returned by append."""
         if self.policy == "h2o":
-            self.score += att.float().sum(dim=2)  # every query votes for the keys it attended to
+            self.score.add_(att.float().sum(dim=2))  # every query votes for the keys it attended to
         L = len(self)
         if self.policy == "full" or L <= self.size:
             return
-        if self.policy in ("window", "sink"):
-            # entries arrive in position order, so both policies are slices: no ranking, no gather
-            first = self.n_sink if self.policy == "sink" else 0
-            last = slice(L - (self.size - first), L)
-
-            def cut(t):
-                return torch.cat([t[:, :, :first], t[:, :, last]], dim=2) if first else t[:, :, last]
-
-            self.k, self.v, self.pos = cut(self.k), cut(self.v), cut(self.pos)
+        new_lo = self.hi - self.size  # the kept entries end up at [new_lo, hi), in the order they arrived
+        if self.policy == "sink":  # the first n_sink move up to sit just before the last size - n_sink
+            for t in self.buffers.values():
+                t[:, :, new_lo:new_lo + self.n_sink] = t[:, :, self.lo:self.lo + self.n_sink].clone()
+        if self.policy in ("window", "sink"):  # entries arrive in position order: no ranking, no gather
+            self.lo = new_lo
             return
         B, nh = self.pos.shape[:2]
-        if self.policy == "h2o":
-            recent = self.pos.float().topk(self.n_recent, dim=-1).indices if self.n_recent else None
+        if self.policy == "h2o":  # heavy hitters, chosen per head: the highest accumulated attention
             score = self.score.clone()
-            if recent is not None:
-                score.scatter_(-1, recent, float("inf"))  # the recent window is always kept
-            keep = score.topk(self.size, dim=-1).indices
+            if self.n_recent:  # the recent window is always kept
+                score.scatter_(-1, self.pos.float().topk(self.n_recent, dim=-1).indices, float("inf"))
         elif self.policy == "tova":
             # the last query's weights, averaged over heads: one decision per layer (and per batch row)
-            w = att[:, :, -1, :].float().mean(dim=1)  # (B, L)
-            keep = w.topk(self.size, dim=-1).indices.unsqueeze(1).expand(B, nh, self.size)
-        keep = keep.sort(dim=-1).values  # keep entries in the order they arrived
-        self.k = self.k.gather(2, keep.unsqueeze(-1).expand(-1, -1, -1, self.k.size(-1)))
-        self.v = self.v.gather(2, keep.unsqueeze(-1).expand(-1, -1, -1, self.v.size(-1)))
-        self.pos = self.pos.gather(2, keep)
-        if self.score is not None:
-            self.score = self.score.gather(2, keep)
+            score = att[:, :, -1:, :].float().mean(dim=1)  # (B, 1, L)
+        rows, heads = torch.arange(B, device=score.device), torch.arange(nh, device=score.device)
+        if L == self.size + 1:  # a step: one entry in, one out, and the newest entry takes the slot of the dropped
+            drop = score.argmin(dim=-1).expand(B, nh)  # (B, nh), relative to lo
+            for t in self.buffers.values():
+                t[rows.view(B, 1), heads.view(1, nh), self.lo + drop] = t[:, :, self.hi - 1]
+            self.hi -= 1
+            return
+        keep = score.topk(self.size, dim=-1).indices.sort(dim=-1).values.expand(B, nh, self.size)
+        for name, t in self.buffers.items():  # indexing copies before the write, so the slots may overlap
+            t[:, :, new_lo:self.hi] = self._kept(name)[rows.view(B, 1, 1), heads.view(1, nh, 1), keep]
+        self.lo = new_lo
 
     def tensors(self):
-        return [t for t in (self.k, self.v, self.pos, self.score) if t is not None]
+        return [self._kept(name) for name in self.buffers] if self.buffers is not None else []
 
 
 def make_cache(n_layer, policy="full", size=None, n_sink=4, n_recent=None):
