@@ -1,7 +1,7 @@
 """bench.py length: loss by position far past the training length. The RNNs read each stretch of the val split in
-one pass, carrying their state from chunk to chunk, and so does a RoPE GPT (pos='rope'), its full KV cache growing;
-a GPT with learned positions re-runs a sliding window of its block_size instead (its baseline, not the same
-thing)."""
+one pass, carrying their state from chunk to chunk, and so does a RoPE GPT (pos='rope'), its full KV cache growing.
+Every GPT also re-runs a sliding window of its block_size: the baseline, a context that never grows, on the same
+passages (for a GPT with learned positions, which cannot pass its block_size, the only reading)."""
 import os
 
 import numpy as np
@@ -25,14 +25,19 @@ def stretches(dataset, tokens, stride):
     return seq[idx[:, :-1]], seq[idx[:, 1:]]
 
 
-def carried_losses(model, x, y, chunk):
-    """Cross-entropy at every position (S, L) of one pass over x, chunk by chunk (prefill) with the state carried."""
-    state, out = model.init_state(x.size(0)), []
+def carried_losses(model, x, y, chunk, batch=32):
+    """Cross-entropy at every position (S, L) of one pass over x, chunk by chunk (prefill) with the state carried,
+    `batch` stretches at a time (a GPT's attention over a long cache holds batch x heads x chunk x L weights)."""
+    rows = []
     with torch.no_grad():
-        for start in range(0, x.size(1), chunk):
-            logits, state = model.prefill(x[:, start:start + chunk], state)
-            out.append(F.cross_entropy(logits.transpose(1, 2), y[:, start:start + chunk], reduction="none"))
-    return torch.cat(out, dim=1)
+        for first in range(0, x.size(0), batch):
+            xb, yb = x[first:first + batch], y[first:first + batch]
+            state, out = model.init_state(xb.size(0)), []
+            for start in range(0, x.size(1), chunk):
+                logits, state = model.prefill(xb[:, start:start + chunk], state)
+                out.append(F.cross_entropy(logits.transpose(1, 2), yb[:, start:start + chunk], reduction="none"))
+            rows.append(torch.cat(out, dim=1))
+    return torch.cat(rows)
 
 
 def sliding_losses(model, x, y, stride):
@@ -73,25 +78,29 @@ def bench_length(args):
         if args.tokens < 2 * c.block_size:
             raise SystemExit(f"{path} was trained at block_size {c.block_size}; --tokens must be at least twice that")
         x, y = stretches(dataset, args.tokens, stride)
-        if model.learned_positions:
-            per_pos = sliding_losses(model, x, y, stride=max(1, c.block_size // 2)).mean(dim=0)
-            how = f"sliding window of {c.block_size}, stride {max(1, c.block_size // 2)}"
-        else:
-            per_pos = carried_losses(model, x, y, args.chunk).mean(dim=0)
+        readings = []  # (label, how, per-position loss): one pass where the model can go on, a GPT's re-runs too
+        if not model.learned_positions:
             how = f"one pass, {'KV cache' if c.mixer == 'attn' else 'state'} carried over chunks of {args.chunk}"
-        label = f"{c.mixer}, trained at {c.block_size}"
-        bs = buckets(per_pos, c.block_size)
-        ref = next(b["loss"] for b in bs if b["to"] == c.block_size)  # [T/2, T): the trained length's second half
-        # flat past the training length: the spread of the bucket losses from T out to 8T
-        beyond = [b["loss"] for b in bs if b["from"] >= c.block_size and b["to"] <= 8 * c.block_size]
-        spread = max(beyond) - min(beyond) if beyond else None
-        results[label] = {"out_dir": path, "mixer": c.mixer, "block_size": c.block_size, "how": how,
-                          "stretches": x.size(0), "buckets": bs, "spread_T_to_8T": spread,
-                          "per_position": [round(v, 5) for v in per_pos.tolist()]}
-        for b in bs:
-            rows.append([label, f"[{b['from']}, {b['to']})", f"{b['loss']:.4f}", f"{b['loss'] - ref:+.4f}"])
-        print(f"{label}: {x.size(0)} stretches of {args.tokens} tokens, {how}; spread of the loss over [T, 8T): "
-              f"{'n/a' if spread is None else f'{spread:.4f}'} nats")
+            readings.append((f"{c.mixer}, trained at {c.block_size}", how, carried_losses(model, x, y, args.chunk)))
+        if c.mixer == "attn":  # the baseline: a context that never grows, on the same passages
+            window = max(1, c.block_size // 2)
+            how = f"sliding window of {c.block_size}, stride {window}"
+            readings.append((f"attn (sliding window), trained at {c.block_size}", how,
+                             sliding_losses(model, x, y, stride=window)))
+        for label, how, losses in readings:
+            per_pos = losses.mean(dim=0)
+            bs = buckets(per_pos, c.block_size)
+            ref = next(b["loss"] for b in bs if b["to"] == c.block_size)  # [T/2, T): the trained length's 2nd half
+            # flat past the training length: the spread of the bucket losses from T out to 8T
+            beyond = [b["loss"] for b in bs if b["from"] >= c.block_size and b["to"] <= 8 * c.block_size]
+            spread = max(beyond) - min(beyond) if beyond else None
+            results[label] = {"out_dir": path, "mixer": c.mixer, "block_size": c.block_size, "how": how,
+                              "stretches": x.size(0), "buckets": bs, "spread_T_to_8T": spread,
+                              "per_position": [round(v, 5) for v in per_pos.tolist()]}
+            for b in bs:
+                rows.append([label, f"[{b['from']}, {b['to']})", f"{b['loss']:.4f}", f"{b['loss'] - ref:+.4f}"])
+            print(f"{label}: {x.size(0)} stretches of {args.tokens} tokens, {how}; spread of the loss over [T, 8T): "
+                  f"{'n/a' if spread is None else f'{spread:.4f}'} nats")
     print_table(["model", "positions", "val loss", "vs [T/2, T)"], rows)
     save("length", {"tokens": args.tokens, "stride": stride, "chunk": args.chunk, "results": results})
     draw("length", {"tokens": args.tokens, "results": results})
@@ -103,8 +112,9 @@ def draw(name, data):
     names = {"attn": "GPT", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
     series = {}
     for label, r in data["results"].items():
-        mixer, _, rest = label.partition(",")
-        label = names.get(mixer, mixer) + ("," + rest if rest else "")
+        _, _, rest = label.partition(",")
+        sliding = " (sliding window)" if r["how"].startswith("sliding") else ""
+        label = names.get(r["mixer"], r["mixer"]) + sliding + ("," + rest if rest else "")
         pp = torch.tensor(r["per_position"])
         edges = [0] + [2 ** k for k in range(3, 64) if 2 ** k < len(pp)] + [len(pp)]
         series[label] = ([(a + b) / 2 for a, b in zip(edges, edges[1:])],

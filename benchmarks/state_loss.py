@@ -47,7 +47,7 @@ def bench_state_loss(args):
     seqs = torch.stack([torch.from_numpy(data[s:s + block + 1].astype(np.int64)) for s in starts])
     x, y = seqs[:, :-1], seqs[:, 1:]
 
-    Ks = [k for k in (8, 16, 32, 64, 128, 256, 512) if k < block] + [block]
+    Ks = [k for k in (8, 16, 32, 64, 128, 256, 512, 1024) if k < block] + [block]
     results = {"gpt": {}, "rnn": {}}
     rows = []
     full_loss, full_bytes = stepped_loss(model, x, y, "GPT, full cache")

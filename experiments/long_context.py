@@ -2,17 +2,19 @@
 Long context: each mixer's CPU recipe trained at block_size 512 (batch 4, 2000 iterations: 2,048 tokens per
 iteration; the GPT with a sequence length warmup, MIXER_ARGS), then measured where memory matters:
 
-- `bench.py state_loss` at that length: the GPT under each KV-cache policy at K = 8 ... 256 and the full cache,
-  token by token over the whole val split, beside each RNN at its (fixed) state size; for a GPT with RoPE also at
-  1,024 tokens (`--tokens`), past its block_size, where a bounded cache is what keeps its memory fixed;
-- `bench.py length`: loss by position over 4,096-token stretches, for the RNNs trained at 64 (the Shakespeare
-  experiment's seed-0 models) and at 512, with the GPTs' sliding-window re-runs as their baselines.
+- `bench.py state_loss` at that length: the GPT under each KV-cache policy at K = 8, 16, ... (below the window)
+  and the full cache, token by token over the whole val split, beside each RNN at its (fixed) state size; for a
+  GPT with RoPE also at
+  1,024 and 2,048 tokens (`--tokens`), past its block_size, where a bounded cache is what keeps its memory fixed;
+- `bench.py length`: loss by position over 4,096-token stretches, for the models trained at 64 (the Shakespeare
+  experiment's seed-0 models) and at 512: the RNNs and a RoPE GPT in one pass, every GPT also re-run on a sliding
+  window of its block_size, the baseline.
 
     python -m experiments.long_context --jobs 2            # train what is missing, then measure
     python -m experiments.long_context --mixers gpt mingru  # only these (training; the measurements use all present)
 
 Trained models go to experiments_out/long_context/<mixer>/ (a model whose train.log ends with its whole-split loss is
-not trained again); the measurements write bench_out/state_loss_{512,1024}.* and bench_out/length.*.
+not trained again); the measurements write bench_out/state_loss_{512,1024,2048}.* and bench_out/length.*.
 """
 import argparse
 import json
@@ -75,18 +77,17 @@ def main():
     from sample import load_model
     rnns = [out_dir(m) for m in have if m != "gpt"]
     # past 512 only a GPT without a position table can go on (pos="rope"): there its caches are bounded or it holds
-    # every token, at twice the length it was trained on, beside the RNNs at the same length (each longer window
-    # costs more than the one before: 1,024 tokens took ~25 minutes here; `bench.py state_loss --tokens` goes further)
-    past = () if load_model(out_dir("gpt"), "cpu")[0].learned_positions else (1024,)
+    # every token, at twice and four times the length it was trained on, beside the RNNs at the same length
+    past = () if load_model(out_dir("gpt"), "cpu")[0].learned_positions else (1024, 2048)
     for tokens in (512, *past):
         bench_state_loss(SimpleNamespace(gpt=out_dir("gpt"), rnn=rnns, quick=False, name=f"state_loss_{tokens}",
                                          tokens=tokens))
     short = os.path.join(OUT, "shakespeare_cpu")
     rnn_64 = [os.path.join(short, f"{m}-seed0") for m in ("mingru", "minlstm", "mamba")
               if os.path.exists(os.path.join(short, f"{m}-seed0", "ckpt.pt"))]
-    bench_length(SimpleNamespace(rnn=rnn_64 + [out_dir(m) for m in have if m != "gpt"],
-                                 gpt=[os.path.join(short, "gpt-seed0"), out_dir("gpt")], tokens=4096, stride=None,
-                                 chunk=512))
+    gpt_64 = [p for p in [os.path.join(short, "gpt-seed0")] if os.path.exists(os.path.join(p, "ckpt.pt"))]
+    bench_length(SimpleNamespace(rnn=rnn_64 + [out_dir(m) for m in have if m != "gpt"], gpt=gpt_64 + [out_dir("gpt")],
+                                 tokens=4096, stride=None, chunk=512))
 
 
 if __name__ == "__main__":
