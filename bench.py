@@ -64,7 +64,8 @@ def main():
     p = sub.add_parser("length", help="val loss by position past the training length: RNNs carry their state")
     p.add_argument("--rnn", nargs="*", default=[], help="out_dirs of trained RNN checkpoints")
     p.add_argument("--gpt", nargs="*", default=[],
-                   help="out_dirs of trained GPT checkpoints: their sliding-window re-runs, as the baseline")
+                   help="out_dirs of trained GPT checkpoints: one pass for a RoPE GPT, and for every GPT a "
+                   "sliding-window re-run, the baseline")
     p.add_argument("--tokens", type=int, default=4096, help="length of each val stretch (at least 2 block_size)")
     p.add_argument("--stride", type=int, help="tokens between stretch starts (default tokens/8: overlapping)")
     p.add_argument("--chunk", type=int, default=512, help="tokens per prefill call; the state carries across")
