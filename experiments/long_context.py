@@ -12,13 +12,17 @@ iteration; the GPT with a sequence length warmup, MIXER_ARGS), then measured whe
 
     python -m experiments.long_context --jobs 2            # train what is missing, then measure
     python -m experiments.long_context --mixers gpt mingru  # only these (training; the measurements use all present)
+    python -m experiments.long_context --seeds 3 --jobs 2   # also seeds 1 and 2 of each, for the loss's spread
 
-Trained models go to experiments_out/long_context/<mixer>/ (a model whose train.log ends with its whole-split loss is
-not trained again); the measurements write bench_out/state_loss_{512,1024,2048}.* and bench_out/length.*.
+Trained models go to experiments_out/long_context/<mixer>/ (the config's seed; the one measured) and
+<mixer>-seed<N>/ (a model whose train.log ends with its whole-split loss is not trained again); the measurements
+write bench_out/state_loss_{512,1024,2048}.* and bench_out/length.*.
 """
 import argparse
 import json
 import os
+import re
+import statistics
 from types import SimpleNamespace
 
 from experiments.runs import read_evals, run_side_by_side, threads_per_job, train_run
@@ -35,39 +39,56 @@ OUT = "experiments_out"
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixers", nargs="+", choices=MIXERS, default=list(MIXERS))
+    parser.add_argument("--seeds", type=int, default=1, help="runs per mixer: the config's seed (the measured "
+                        "model), then seeds 1, 2, ... for the spread of the loss")
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side, each on cpu_count/jobs threads")
     parser.add_argument("--train_only", action="store_true", help="train what is missing, measure nothing")
     parser.add_argument("extra", nargs="*", help="overrides passed to train.py, after --")
     args = parser.parse_args()
     root = os.path.join(OUT, "long_context")
 
-    def out_dir(mixer):
-        return os.path.join(root, mixer)
+    def out_dir(mixer, seed=None):
+        return os.path.join(root, mixer if seed is None else f"{mixer}-seed{seed}")
 
-    def train_args(mixer):
-        return [f"config/shakespeare_char_cpu_{mixer}.py", *LONG, *MIXER_ARGS.get(mixer, []), *args.extra]
+    def train_args(mixer, seed=None):
+        return [f"config/shakespeare_char_cpu_{mixer}.py", *LONG, *MIXER_ARGS.get(mixer, []),
+                *([] if seed is None else [f"--seed={seed}"]), *args.extra]
 
-    def log(mixer):
+    def log(mixer, seed=None):
         """(evals, whole-split loss) of the mixer's finished run, or None."""
-        path = os.path.join(out_dir(mixer), "train.log")
+        path = os.path.join(out_dir(mixer, seed), "train.log")
         if not os.path.exists(path):
             return None
         with open(path) as f:
             evals, whole = read_evals(f)
         return (evals, whole) if whole is not None else None
 
-    def run(mixer):
-        return train_run([*train_args(mixer), f"--out_dir={out_dir(mixer)}"], os.path.join(out_dir(mixer), "train.log"),
-                         threads=threads_per_job(args.jobs), label=f"[{mixer} at 512] ")
+    def run(job):
+        mixer, seed = job
+        return train_run([*train_args(mixer, seed), f"--out_dir={out_dir(mixer, seed)}"],
+                         os.path.join(out_dir(mixer, seed), "train.log"), threads=threads_per_job(args.jobs),
+                         label=f"[{mixer} at 512{'' if seed is None else f', seed {seed}'}] ")
 
-    run_side_by_side(run, [m for m in args.mixers if log(m) is None], args.jobs)
+    seeds = [None, *range(1, args.seeds)]  # None: the config's own seed
+    run_side_by_side(run, [(m, s) for s in seeds for m in args.mixers if log(m, s) is None], args.jobs)
     finished = {m: log(m) for m in MIXERS}
     have = [m for m in MIXERS if finished[m] is not None]
     data = {m: {"train_args": train_args(m), "whole_split_val_loss": finished[m][1], "evals": finished[m][0]}
             for m in have}
+    for m in have:  # other seeds, whichever call trained them
+        found = sorted(int(d.rsplit("-seed", 1)[1]) for d in (os.listdir(root) if os.path.isdir(root) else [])
+                       if re.fullmatch(rf"{m}-seed\d+", d))
+        other = {s: log(m, s)[1] for s in found if log(m, s) is not None}
+        if other:
+            losses = [finished[m][1], *other.values()]
+            data[m].update(other_seeds={str(s): v for s, v in other.items()}, mean=statistics.mean(losses),
+                           std=statistics.stdev(losses))
     with open(os.path.join(OUT, "long_context.json"), "w") as f:
         json.dump(data, f, indent=2)
-    print("\n".join(f"{m} at 512: whole-split val loss {data[m]['whole_split_val_loss']:.4f}" for m in have))
+    for m in have:
+        spread = f"; over {len(data[m]['other_seeds']) + 1} seeds {data[m]['mean']:.4f} ± {data[m]['std']:.4f}" \
+            if "mean" in data[m] else ""
+        print(f"{m} at 512: whole-split val loss {data[m]['whole_split_val_loss']:.4f}{spread}")
     if args.train_only:
         return
     from benchmarks.length import bench_length

@@ -91,6 +91,20 @@ def test_long_context_driver_trains_what_is_missing_with_each_mixers_arguments(c
     assert json.loads((tmp_path / "long_context.json").read_text()) == data
 
 
+def test_long_context_driver_adds_seeds_and_their_spread(char_dataset, tmp_path, monkeypatch):
+    tiny = ["--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--n_layer=1", "--n_head=2", "--n_embd=16",
+            "--block_size=32"]
+    run_driver(long_context, monkeypatch, tmp_path, ["--mixers", "mingru", "--seeds", "2", "--train_only", "--",
+                                                     *tiny])
+    r = json.loads((tmp_path / "long_context.json").read_text())["mingru"]
+    assert "'seed': 1" in (tmp_path / "long_context" / "mingru-seed1" / "train.log").read_text()
+    assert "'seed': 1337" in (tmp_path / "long_context" / "mingru" / "train.log").read_text()
+    losses = [r["whole_split_val_loss"], r["other_seeds"]["1"]]
+    assert losses[0] != losses[1]  # two seeds, two different runs
+    assert r["mean"] == pytest.approx(sum(losses) / 2)
+    assert r["std"] == pytest.approx(abs(losses[0] - losses[1]) / 2 ** 0.5)
+
+
 def test_a_failed_run_stops_the_driver_and_names_its_log(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="failed; see .*train.log"):
         run_driver(selective_copying, monkeypatch, tmp_path, ["--layers", "1", "--mixers", "mingru", "--",
