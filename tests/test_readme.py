@@ -135,9 +135,9 @@ def test_length_table_matches_its_json():
         assert r["spread_T_to_8T"] == pytest.approx(max(cells[1:]) - min(cells[1:]))
 
 
-@pytest.mark.parametrize("tokens", [512, 1024])
+@pytest.mark.parametrize("tokens", [512, 1024, 2048])
 def test_long_context_state_loss_table_matches_its_json(tokens):
-    """The state-size tables at 512 tokens and, for the RoPE GPT, past its block_size (1,024)."""
+    """The state-size tables at 512 tokens and, for the RoPE GPT, past its block_size (1,024 and 2,048)."""
     data = json.loads(read("bench_out", f"state_loss_{tokens}.json"))
     assert data["block_size"] == tokens
     text = section("## Long context")
