@@ -61,8 +61,8 @@ class LayerKV:
             return
         need = L + T if self.policy == "full" else max(L, self.size) + T
         new = {name: t.new_empty(B, nh, max(2 * need, 16), *t.shape[3:]) for name, t in like.items()}
-        for name, t in new.items():
-            if L:
+        if L:
+            for name, t in new.items():
                 t[:, :, :L] = self._kept(name)
         self.buffers, self.lo, self.hi = new, 0, L
 

@@ -4,8 +4,8 @@ iteration; the GPT with a sequence length warmup, MIXER_ARGS), then measured whe
 
 - `bench.py state_loss` at that length: the GPT under each KV-cache policy at K = 8, 16, ... (below the window)
   and the full cache, token by token over the whole val split, beside each RNN at its (fixed) state size; for a
-  GPT with RoPE also at
-  1,024 and 2,048 tokens (`--tokens`), past its block_size, where a bounded cache is what keeps its memory fixed;
+  GPT with RoPE also at 1,024 and 2,048 tokens (`--tokens`), past its block_size, where a bounded cache is what
+  keeps its memory fixed;
 - `bench.py length`: loss by position over 4,096-token stretches, for the models trained at 64 (the Shakespeare
   experiment's seed-0 models) and at 512: the RNNs and a RoPE GPT in one pass, every GPT also re-run on a sliding
   window of its block_size, the baseline.
@@ -78,7 +78,7 @@ def main():
     for m in have:  # other seeds, whichever call trained them
         found = sorted(int(d.rsplit("-seed", 1)[1]) for d in (os.listdir(root) if os.path.isdir(root) else [])
                        if re.fullmatch(rf"{m}-seed\d+", d))
-        other = {s: log(m, s)[1] for s in found if log(m, s) is not None}
+        other = {s: run[1] for s in found if (run := log(m, s)) is not None}
         if other:
             losses = [finished[m][1], *other.values()]
             data[m].update(other_seeds={str(s): v for s, v in other.items()}, mean=statistics.mean(losses),
@@ -103,11 +103,10 @@ def main():
     for tokens in (512, *past):
         bench_state_loss(SimpleNamespace(gpt=out_dir("gpt"), rnn=rnns, quick=False, name=f"state_loss_{tokens}",
                                          tokens=tokens))
-    short = os.path.join(OUT, "shakespeare_cpu")
-    rnn_64 = [os.path.join(short, f"{m}-seed0") for m in ("mingru", "minlstm", "mamba")
-              if os.path.exists(os.path.join(short, f"{m}-seed0", "ckpt.pt"))]
-    gpt_64 = [p for p in [os.path.join(short, "gpt-seed0")] if os.path.exists(os.path.join(p, "ckpt.pt"))]
-    bench_length(SimpleNamespace(rnn=rnn_64 + [out_dir(m) for m in have if m != "gpt"], gpt=gpt_64 + [out_dir("gpt")],
+    at_64 = {m: os.path.join(OUT, "shakespeare_cpu", f"{m}-seed0") for m in MIXERS}  # those trained
+    at_64 = {m: p for m, p in at_64.items() if os.path.exists(os.path.join(p, "ckpt.pt"))}
+    bench_length(SimpleNamespace(rnn=[p for m, p in at_64.items() if m != "gpt"] + rnns,
+                                 gpt=[p for m, p in at_64.items() if m == "gpt"] + [out_dir("gpt")],
                                  tokens=4096, stride=None, chunk=512))
 
 
