@@ -580,7 +580,8 @@ class GPT(nn.Module):
                 logits, state = self.step(idx_next.squeeze(1), state)
 
     def configure_optimizers(self, optimizer, weight_decay, learning_rate, betas, device_type):
-        """A list of optimizers that together cover every parameter, each group's "lr" set by train.py every step.
+        """A list of optimizers that together cover every parameter, AdamW first, each group's "lr" set by train.py
+        every step (the AdamW part's at adamw_lr_scale times Muon's).
         adamw: AdamW on everything. muon: Muon (Jordan et al. 2024, torch.optim.Muon) on the blocks' 2-D weight
         matrices, their updates orthogonalised, at AdamW's learning rate (match_rms_adamw scales each update to
         AdamW's typical RMS); AdamW on the rest: embeddings, lm_head, biases, norm gains, convs, Mamba's A, D."""

@@ -69,6 +69,7 @@ class TrainConfig:
     # the optimizer: AdamW, or Muon on the blocks' weight matrices and AdamW on the rest (GPT.configure_optimizers)
     optimizer: str = "adamw"  # "adamw" | "muon"
     learning_rate: float = 6e-4  # the peak learning rate (Muon's too: its updates are scaled to AdamW's RMS)
+    adamw_lr_scale: float = 1.0  # optimizer=muon: the AdamW part's rate (embeddings, lm_head, gains) x learning_rate
     max_iters: int = 5000  # training iterations (optimizer steps)
     weight_decay: float = 1e-1  # decoupled, on matrices and embeddings only
     beta1: float = 0.9  # AdamW's first-moment decay
@@ -105,6 +106,11 @@ class TrainConfig:
                               "length); set it to 0")
         if self.learning_rate <= 0 or self.min_lr < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError("learning_rate must be > 0, and min_lr, grad_clip and weight_decay >= 0")
+        if self.adamw_lr_scale <= 0:
+            raise ConfigError(f"adamw_lr_scale must be > 0 (got {self.adamw_lr_scale})")
+        if self.adamw_lr_scale != 1.0 and self.optimizer != "muon":
+            raise ConfigError("adamw_lr_scale scales the AdamW part of optimizer=muon; with optimizer=adamw every "
+                              "parameter takes learning_rate, so set that instead")
         if not 0.0 < self.cooldown_frac <= 1.0:
             raise ConfigError(f"cooldown_frac must be in (0, 1] (got {self.cooldown_frac})")
         choices = {"init_from": ("scratch", "resume"), "backend": ("auto", "nccl", "gloo"),
@@ -288,6 +294,8 @@ def train(c, config_files=()):
     scaler = torch.amp.GradScaler(device_type, enabled=c.dtype == "float16")
     optimizers = model.configure_optimizers(c.optimizer, c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
                                             device_type)
+    # with Muon, optimizers[0] is the AdamW part: its rate is adamw_lr_scale times the schedule's
+    lr_scales = [c.adamw_lr_scale if c.optimizer == "muon" else 1.0] + [1.0] * (len(optimizers) - 1)
     if ckpt is not None:
         states = ckpt["optimizer"] if isinstance(ckpt["optimizer"], list) else [ckpt["optimizer"]]  # older: one
         if len(states) != len(optimizers):
@@ -380,8 +388,9 @@ def train(c, config_files=()):
         first_iteration = True
         while True:
             lr = get_lr(iter_num, c)
-            for group in (group for o in optimizers for group in o.param_groups):
-                group["lr"] = lr
+            for optimizer, scale in zip(optimizers, lr_scales):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * scale
             if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
                 check_finite()
                 res = evaluate()

@@ -14,7 +14,10 @@ The stages, each chosen from the results before it by the same rule for every mi
 2. one change at a time from stage 1's best: the WSD schedule, the other init, the other embedding tying, RMSNorm, a
    squared-ReLU MLP, and for the GPT its modern options, RoPE and QK-norm;
 3. every stage-2 change that beat stage 2's start, together (where there are two or more);
-4. the `--finalists` best cells at seed 0 over seeds 1 and 2 as well.
+4. the `--finalists` best cells at seed 0 over seeds 1 and 2 as well;
+5. one optimizer detail at a time from stage 4's finalist with the lowest mean: the other weight decay (0 <-> 0.1)
+   and, with Muon, the learning rate of its AdamW part (embeddings, lm_head, gains) at 0.3x and 3x Muon's; then
+   stage 4's rule again over every cell, so a stage-5 cell among the best at seed 0 gets seeds 1 and 2 too.
 A run already in experiments_out/search.json is not run again, so an interrupted search resumes where it stopped.
 Writes search.json (the truth), search.md and search.png.
 """
@@ -41,9 +44,10 @@ BASES = {"gpt": {**DEFAULTS, "learning_rate": 3e-3, "weight_decay": 0.1, "init":
 OTHER_INIT = {"gpt2": "torch", "torch": "gpt2", "mamba": "gpt2"}
 
 
-def stage_cells(mixer, screen):
-    """[(stage, {cell name: setting})] for the stages whose cells can be named from the seed-0 losses so far
-    (screen: {cell name: loss}); the list stops at the first stage that waits for runs not yet made."""
+def stage_cells(mixer, screen, means, n):
+    """[(stage, {cell name: setting})] for the stages whose cells can be named from the losses so far (screen:
+    {cell name: seed-0 loss}, means: {cell name: mean over seeds 0-2}, n: finalists); the list stops at the first
+    stage that waits for runs not yet made."""
     base = BASES[mixer]
     stages = [("1 optimizer x lr", {"adamw": base, **{f"muon_lr_x{f:g}": {**base, "optimizer": "muon",
                                                                            "learning_rate": base["learning_rate"] * f}
@@ -74,11 +78,24 @@ def stage_cells(mixer, screen):
     if len(better) >= 2:
         combined = {k: v for c in better for k, v in changes[c].items()}
         stages.append(("3 combined", {f"{start_name}+{'+'.join(better)}": {**start, **combined}}))
+    cells = {k: v for _, stage in stages for k, v in stage.items()}
+    if any(name not in screen for name in cells):
+        return stages
+    tops = sorted(cells, key=screen.get)[:n]  # stage 4: main confirms them on seeds 1 and 2
+    if any(name not in means for name in tops):
+        return stages
+    start_name = min(tops, key=means.get)
+    start = cells[start_name]
+    details = {"other_wd": {"weight_decay": 0.0 if start["weight_decay"] else 0.1}}
+    if start["optimizer"] == "muon":
+        details.update({f"adamw_lr_x{f:g}": {"adamw_lr_scale": f} for f in (0.3, 3.0)})
+    stages.append(("5 optimizer details", {f"{start_name}+{k}": {**start, **v} for k, v in details.items()}))
     return stages
 
 
-def all_cells(mixer, screen):
-    return {name: (stage, setting) for stage, cells in stage_cells(mixer, screen) for name, setting in cells.items()}
+def all_cells(mixer, screen, means, n):
+    return {name: (stage, setting) for stage, cells in stage_cells(mixer, screen, means, n)
+            for name, setting in cells.items()}
 
 
 def losses(data, mixer, setting):
@@ -87,12 +104,16 @@ def losses(data, mixer, setting):
     return {int(s): r["whole_val"] for s, r in runs.items()}
 
 
-def screen_losses(data, mixer):
-    cells = {}
+def screen_losses(data, mixer, n):
+    """({cell name: (stage, setting)} of the cells named so far, {cell name: seed-0 loss})."""
+    cells, means = {}, {}
     while True:  # the cells named so far, until no new one can be named
-        named = all_cells(mixer, cells)
-        cells = {n: losses(data, mixer, s)[0] for n, (_, s) in named.items() if 0 in losses(data, mixer, s)}
-        if set(all_cells(mixer, cells)) == set(named):
+        named = all_cells(mixer, cells, means, n)
+        runs = {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
+        cells = {name: r[0] for name, r in runs.items() if 0 in r}
+        means = {name: statistics.mean(r[s] for s in (0, 1, 2)) for name, r in runs.items()
+                 if all(s in r for s in (0, 1, 2))}
+        if set(all_cells(mixer, cells, means, n)) == set(named):
             return named, cells
 
 
@@ -130,7 +151,7 @@ def main():
     while not args.report_only:  # one round per stage: every mixer's next cells, then what they make nameable
         todo = []
         for mixer in args.mixers:
-            named, screen = screen_losses(data, mixer)
+            named, screen = screen_losses(data, mixer, args.finalists)
             todo += [(mixer, n, s, 0) for n, (_, s) in named.items() if n not in screen]
             if not todo or todo[-1][0] != mixer:  # this mixer's screen is done: its finalists' other seeds
                 todo += [(mixer, n, named[n][1], seed) for n in finalists(named, screen, args.finalists)
@@ -139,7 +160,7 @@ def main():
             break
         print(f"{len(todo)} runs in this round, {args.jobs} at a time")
         run_side_by_side(run, todo, args.jobs)
-    report(stem, data)
+    report(stem, data, args.finalists)
 
 
 def best(data, mixer, named):
@@ -153,12 +174,12 @@ def fmt(values):
     return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
 
 
-def report(stem, data):
+def report(stem, data, n):
     """One table per mixer with the same rows (stage, cell, change from the base, seed 0, three seeds), a summary
     table of each mixer at its best, and a dot plot of every cell."""
     lines, summary = [], []
     for mixer in NAMES:
-        named, screen = screen_losses(data, mixer)
+        named, screen = screen_losses(data, mixer, n)
         if not screen:
             continue
         lines += [f"**{NAMES[mixer]}**, base (`{CONFIG.format(mixer)}` before the search): "
@@ -183,13 +204,13 @@ def report(stem, data):
     print(table)
     with open(f"{stem}.md", "w") as f:
         f.write(table)
-    plot(f"{stem}.png", data)
+    plot(f"{stem}.png", data, n)
 
 
-def plot(path, data):
+def plot(path, data, n):
     panels = []
     for mixer in NAMES:
-        named, screen = screen_losses(data, mixer)
+        named, screen = screen_losses(data, mixer, n)
         if screen:
             rows = [(name.replace("muon_lr_", "muon "), list(losses(data, mixer, setting).values()))
                     for name, (_, setting) in named.items()]

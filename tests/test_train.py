@@ -47,7 +47,8 @@ def test_compile_auto_leaves_a_cpu_run_eager(tmp_path, char_dataset, monkeypatch
 
 
 @pytest.mark.parametrize("extra", [[], ["--block_size=32", "--seq_warmup_iters=8", "--seq_warmup_start=8"],
-                                   ["--optimizer=muon", "--schedule=wsd", "--weight_decay=0.1"]],
+                                   ["--optimizer=muon", "--schedule=wsd", "--weight_decay=0.1",
+                                    "--adamw_lr_scale=0.5"]],
                          ids=["plain", "seq_warmup", "muon_wsd"])
 def test_resume_continues_exactly(tmp_path, char_dataset, extra):
     common = ["--eval_interval=5", "--lr_decay_iters=10", "--dropout=0.1", "--always_save_checkpoint=True", *extra]
@@ -216,6 +217,15 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_resumes_from_the_interrupted_state
     assert not os.path.exists(os.path.join(tmp_path, "last.pt"))  # finished: the interrupted state is stale
 
 
+def test_adamw_lr_scale_sets_the_muon_runs_adamw_part_apart(tmp_path, char_dataset):
+    run_train(tmp_path, "--max_iters=4", "--eval_interval=4", "--lr_decay_iters=8", "--optimizer=muon",
+              "--adamw_lr_scale=0.25", "--always_save_checkpoint=True")
+    adamw, muon = load_checkpoint(os.path.join(tmp_path, "ckpt.pt"))["optimizer"]
+    lr = train.get_lr(4, train.Config(learning_rate=3e-3, warmup_iters=2, lr_decay_iters=8))
+    assert muon["param_groups"][0]["lr"] == pytest.approx(lr)
+    assert [g["lr"] for g in adamw["param_groups"]] == pytest.approx([0.25 * lr] * len(adamw["param_groups"]))
+
+
 def test_ddp_on_two_cpu_processes_stays_in_sync_and_resumes_exactly(tmp_path, char_dataset):
     """Uninterrupted 6 iterations against 3, then 3 more after a resume, on 2 processes with dropout: the same
     weights only if every rank draws the same batches and dropout masks after the resume as without it. At the end
@@ -284,6 +294,8 @@ def test_wandb_offline_run_completes(tmp_path, char_dataset):
      "seq_warmup_iters does not apply to selective copying"),
     (["--optimizer=sgd"], "optimizer must be one of adamw, muon (got 'sgd')"),
     (["--schedule=linear"], "schedule must be one of cosine, wsd"),
+    (["--adamw_lr_scale=0.5"], "adamw_lr_scale scales the AdamW part of optimizer=muon"),
+    (["--optimizer=muon", "--adamw_lr_scale=0"], "adamw_lr_scale must be > 0"),
     (["--cooldown_frac=0"], "cooldown_frac must be in (0, 1]"),
     (["--pos=rope", "--mixer=mingru"], "pos and qk_norm configure attention"),
 ])
