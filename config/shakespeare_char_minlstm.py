@@ -23,7 +23,7 @@ conv = 4
 expansion = 1.0  # matches the GPT's 12*C^2 per block: 4*alpha*C^2 (two gates, candidate, out) + 8*C^2 (MLP)
 
 optimizer = "muon"  # the CPU search's winner (docs/results.md, "The equal-effort search"), not measured at this size
-learning_rate = 1e-3  # nanoGPT's: the CPU recipe's 3e-3 (no weight decay) was measured on a 13x smaller model only
+learning_rate = 1e-3  # nanoGPT's: the CPU recipe's 3e-3 was measured on a 13x smaller model only
 max_iters = 5000
 lr_decay_iters = 5000  # usually max_iters
 min_lr = 1e-4  # learning_rate / 10
