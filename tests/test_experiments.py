@@ -7,7 +7,7 @@ import pytest
 
 import train
 from configurator import parse_config
-from experiments import long_context, recipe, selective_copying, shakespeare
+from experiments import long_context, recipe, search, selective_copying, shakespeare
 
 
 def run_driver(module, monkeypatch, tmp_path, argv):
@@ -133,3 +133,24 @@ def test_recipe_driver_runs_each_cell_once_per_seed_and_reports_against_the_base
     (tmp_path / "recipe.md").unlink()
     run_driver(recipe, monkeypatch, tmp_path, ["--report_only"])
     assert (tmp_path / "recipe.md").read_text() == table and len(calls) == 6
+
+
+def test_search_names_stage_five_from_the_confirmed_finalist_with_the_lowest_mean():
+    """Stages 1-3 from seed-0 losses, stage 5 only once stage 4's finalists have three seeds, from the lower mean."""
+    screen, means = {}, {}
+    named = search.all_cells("minlstm", screen, means, 2)
+    assert set(named) == {"adamw", "muon_lr_x0.5", "muon_lr_x1", "muon_lr_x2"}  # stage 1 waits for its runs
+    screen.update({"adamw": 1.60, "muon_lr_x0.5": 1.58, "muon_lr_x1": 1.55, "muon_lr_x2": 1.56})
+    named = search.all_cells("minlstm", screen, means, 2)
+    two = [n for n, (stage, _) in named.items() if stage == "2 one change"]
+    assert sorted(two) == sorted(f"muon_lr_x1+{k}" for k in ("wsd", "other_init", "other_tying", "rmsnorm", "relu2"))
+    screen.update({n: 1.57 for n in two} | {"muon_lr_x1+rmsnorm": 1.54})  # one better change: no stage 3
+    named = search.all_cells("minlstm", screen, means, 2)
+    assert not any(stage.startswith(("3", "5")) for stage, _ in named.values())  # stage 4 first
+    means.update({"muon_lr_x1+rmsnorm": 1.552, "muon_lr_x1": 1.549})  # the seed-0 winner loses on three seeds
+    five = {n: s for n, (stage, s) in search.all_cells("minlstm", screen, means, 2).items() if stage.startswith("5")}
+    assert set(five) == {"muon_lr_x1+other_wd", "muon_lr_x1+adamw_lr_x0.3", "muon_lr_x1+adamw_lr_x3"}
+    start = named["muon_lr_x1"][1]
+    assert five["muon_lr_x1+other_wd"] == {**start, "weight_decay": 0.1}  # minLSTM's base has none
+    assert five["muon_lr_x1+adamw_lr_x3"] == {**start, "adamw_lr_scale": 3.0}
+    assert search.finalists(search.all_cells("minlstm", screen, means, 2), screen, 2) == []  # stage 5 not screened
