@@ -294,8 +294,8 @@ def train(c, config_files=()):
     scaler = torch.amp.GradScaler(device_type, enabled=c.dtype == "float16")
     optimizers = model.configure_optimizers(c.optimizer, c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
                                             device_type)
-    # with Muon, optimizers[0] is the AdamW part: its rate is adamw_lr_scale times the schedule's
-    lr_scales = [c.adamw_lr_scale if c.optimizer == "muon" else 1.0] + [1.0] * (len(optimizers) - 1)
+    # optimizers[0] is AdamW: with Muon its rate is adamw_lr_scale times the schedule's (1 otherwise, checked above)
+    lr_scales = [c.adamw_lr_scale] + [1.0] * (len(optimizers) - 1)
     if ckpt is not None:
         states = ckpt["optimizer"] if isinstance(ckpt["optimizer"], list) else [ckpt["optimizer"]]  # older: one
         if len(states) != len(optimizers):

@@ -104,15 +104,19 @@ def losses(data, mixer, setting):
     return {int(s): r["whole_val"] for s, r in runs.items()}
 
 
+def confirmed(data, mixer, named):
+    """{cell name: [loss at seeds 0, 1 and 2]} of the named cells run on all three seeds."""
+    runs = {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
+    return {name: [r[s] for s in (0, 1, 2)] for name, r in runs.items() if all(s in r for s in (0, 1, 2))}
+
+
 def screen_losses(data, mixer, n):
     """({cell name: (stage, setting)} of the cells named so far, {cell name: seed-0 loss})."""
     cells, means = {}, {}
     while True:  # the cells named so far, until no new one can be named
         named = all_cells(mixer, cells, means, n)
-        runs = {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
-        cells = {name: r[0] for name, r in runs.items() if 0 in r}
-        means = {name: statistics.mean(r[s] for s in (0, 1, 2)) for name, r in runs.items()
-                 if all(s in r for s in (0, 1, 2))}
+        cells = {name: losses(data, mixer, s)[0] for name, (_, s) in named.items() if 0 in losses(data, mixer, s)}
+        means = {name: statistics.mean(v) for name, v in confirmed(data, mixer, named).items()}
         if set(all_cells(mixer, cells, means, n)) == set(named):
             return named, cells
 
@@ -165,8 +169,7 @@ def main():
 
 def best(data, mixer, named):
     """The cell with the lowest mean over three seeds (None before any finalist has them): (name, [losses])."""
-    done = {n: losses(data, mixer, s) for n, (_, s) in named.items()}
-    done = {n: [v[s] for s in (0, 1, 2)] for n, v in done.items() if all(s in v for s in (0, 1, 2))}
+    done = confirmed(data, mixer, named)
     return min(done.items(), key=lambda kv: statistics.mean(kv[1])) if done else None
 
 
