@@ -21,6 +21,7 @@ expansion = 4 / 3  # matches the GPT's 12*C^2 per block: 3*alpha*C^2 (gates, can
 init = "torch"  # the CPU recipe's winner (docs/results.md, "The recipe")
 tie_embeddings = False  # the CPU search's winner (docs/results.md, "The equal-effort search"), unmeasured here
 activation = "relu2"  # the CPU search's winner, as tie_embeddings
+conv = 4  # the CPU recipe's causal depthwise conv over the last 4 inputs, as the other RNNs' configs
 
 optimizer = "muon"  # the CPU search's winner (docs/results.md, "The equal-effort search"), not measured at this size
 learning_rate = 1e-3  # nanoGPT's: the CPU recipe's 3e-3 (no weight decay) was measured on a 13x smaller model only
