@@ -104,9 +104,13 @@ def losses(data, mixer, setting):
     return {int(s): r["whole_val"] for s, r in runs.items()}
 
 
-def confirmed(data, mixer, named):
-    """{cell name: [loss at seeds 0, 1 and 2]} of the named cells run on all three seeds."""
-    runs = {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
+def cell_losses(data, mixer, named):
+    """{cell name: {seed: loss}} of the named cells."""
+    return {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
+
+
+def confirmed(runs):
+    """{cell name: [loss at seeds 0, 1 and 2]} of the cells in runs (cell_losses) run on all three seeds."""
     return {name: [r[s] for s in (0, 1, 2)] for name, r in runs.items() if all(s in r for s in (0, 1, 2))}
 
 
@@ -115,8 +119,9 @@ def screen_losses(data, mixer, n):
     cells, means = {}, {}
     while True:  # the cells named so far, until no new one can be named
         named = all_cells(mixer, cells, means, n)
-        cells = {name: losses(data, mixer, s)[0] for name, (_, s) in named.items() if 0 in losses(data, mixer, s)}
-        means = {name: statistics.mean(v) for name, v in confirmed(data, mixer, named).items()}
+        runs = cell_losses(data, mixer, named)
+        cells = {name: r[0] for name, r in runs.items() if 0 in r}
+        means = {name: statistics.mean(v) for name, v in confirmed(runs).items()}
         if set(all_cells(mixer, cells, means, n)) == set(named):
             return named, cells
 
@@ -169,7 +174,7 @@ def main():
 
 def best(data, mixer, named):
     """The cell with the lowest mean over three seeds (None before any finalist has them): (name, [losses])."""
-    done = confirmed(data, mixer, named)
+    done = confirmed(cell_losses(data, mixer, named))
     return min(done.items(), key=lambda kv: statistics.mean(kv[1])) if done else None
 
 
