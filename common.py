@@ -195,11 +195,15 @@ def prepare_dataset(dataset):
 
 
 class Batches:
-    """Random (x, y) windows of block_size + 1 tokens from data/<dataset>/{train,val}.bin, as nanoGPT."""
+    """Random (x, y) windows of block_size + 1 tokens from data/<dataset>/{train,val}.bin, as nanoGPT, and test.bin
+    where the dataset has one: text that is only ever reported, never chosen by (eval_splits)."""
 
     def __init__(self, dataset, block_size, batch_size, device):
         self.block_size, self.batch_size, self.device = block_size, batch_size, device
-        self.paths = {s: os.path.join(dataset_dir(dataset), f"{s}.bin") for s in ("train", "val")}
+        splits = ("train", "val", "test") if os.path.exists(os.path.join(dataset_dir(dataset), "test.bin")) else \
+            ("train", "val")
+        self.paths = {s: os.path.join(dataset_dir(dataset), f"{s}.bin") for s in splits}
+        self.eval_splits = splits[1:]  # the whole-split losses a run ends with
         meta = load_meta(dataset) or {}
         for split, path in self.paths.items():
             size = os.path.getsize(path)
@@ -260,3 +264,15 @@ def split_loss(model, batches, split="val", batch_size=64, ctx=None, progress=Fa
         count += y.numel()
     model.train(was_training)
     return total / count, count
+
+
+def whole_split_losses(model, batches, iter_num, log, ctx=None, progress=False, known=None):
+    """The numbers a run ends with: the loss over every position of the val split, the one runs are compared and
+    chosen by, and of the test split where the dataset has one, reported beside it and never chosen by. known:
+    {split: (loss, tokens)} already computed at this iteration. Returns {split: (loss, tokens)}."""
+    losses = {}
+    for split in batches.eval_splits:
+        loss, n_tokens = losses[split] = (known or {}).get(split) or \
+            split_loss(model, batches, split, ctx=ctx, progress=progress)
+        log(f"whole {split} split: loss {loss:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
+    return losses

@@ -35,6 +35,7 @@ from common import (
     resolve_device,
     save_checkpoint,
     split_loss,
+    whole_split_losses,
 )
 from configurator import ConfigError, parse_config
 from model import GPT, OPTIMIZERS, GPTConfig
@@ -472,14 +473,11 @@ def train(c, config_files=()):
         if master and not interrupt.requested:  # the run finished
             if os.path.exists(last_path):
                 os.remove(last_path)  # an interrupted state from before it is stale
-            if c.dataset != "selective_copying":
-                # the number to compare runs by: every position of the val split, not a sample of eval_iters batches
-                # (already computed when eval_whole_split evaluated this iteration)
-                val, n_tokens = whole[1:] if whole and whole[0] == iter_num else \
-                    split_loss(eval_model, batches, "val", ctx=ctx, progress=interactive)
-                log(f"whole val split: loss {val:.4f} over {n_tokens:,} tokens (model at iteration {iter_num})")
+            if c.dataset != "selective_copying":  # every position of val (and test), not eval_iters batches
+                losses = whole_split_losses(eval_model, batches, iter_num, log, ctx, interactive,
+                                            known={"val": whole[1:]} if whole and whole[0] == iter_num else None)
                 if wandb:
-                    wandb.log({"iter": iter_num, "val/loss_whole_split": val})
+                    wandb.log({"iter": iter_num, **{f"{s}/loss_whole_split": v for s, (v, _) in losses.items()}})
     finally:
         interrupt.close()
     if wandb:

