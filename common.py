@@ -62,28 +62,41 @@ class CheckpointError(RuntimeError):
 TEMP_PREFIX, TEMP_SUFFIX = ".ckpt-", ".tmp"  # the names of save_checkpoint's temp files, for the clean-up below
 
 
-def save_checkpoint(path, obj):
-    """Write obj to path atomically: a temp file in the same directory, fsync, then rename over the old file.
-    A crash or a full disk at any point leaves the previous checkpoint as it was."""
+def atomic_write(path, write, prefix=TEMP_PREFIX):
+    """Write a file at path atomically: write(f) into a temp file in the same directory (binary), fsync, then rename
+    it over the old file. A crash, a kill or a full disk at any point leaves the previous file as it was."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); a checkpoint gets the usual mode
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); the file gets the usual mode
         os.replace(tmp, path)
-    except BaseException as e:
+    except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(e, OSError):
-            raise CheckpointError(f"could not save checkpoint {path}: {e.strerror or e}; "
-                                  f"the previous checkpoint, if any, is unchanged") from e
         raise
+
+
+def save_checkpoint(path, obj):
+    """Write obj to path atomically (atomic_write): the previous checkpoint survives any failure."""
+    try:
+        atomic_write(path, lambda f: torch.save(obj, f))
+    except OSError as e:
+        raise CheckpointError(f"could not save checkpoint {path}: {e.strerror or e}; "
+                              f"the previous checkpoint, if any, is unchanged") from e
+
+
+def write_json(path, data, indent=2):
+    """Every results JSON (experiments_out/, bench_out/) is written here, atomically (atomic_write): a Ctrl-C or an
+    out-of-memory kill mid-write leaves the previous file, and the earlier runs merged into it, whole."""
+    text = json.dumps(data, indent=indent)
+    atomic_write(path, lambda f: f.write(text.encode()), prefix=f".{os.path.basename(path)}-")
 
 
 def remove_stale_temp_files(directory):

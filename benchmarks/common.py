@@ -1,5 +1,4 @@
 """What the benchmarks share: timing, the machine's description, saving JSON and PNG, printing tables."""
-import json
 import os
 import platform
 import statistics
@@ -7,6 +6,8 @@ import time
 
 import torch
 from tqdm import tqdm
+
+from common import write_json
 
 OUT_DIR = "bench_out"
 
@@ -49,8 +50,7 @@ def save(name, payload):
     name = out_name(name, payload.get("device"))
     os.makedirs(OUT_DIR, exist_ok=True)
     path = os.path.join(OUT_DIR, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump({"machine": machine(), **payload}, f, indent=2)
+    write_json(path, {"machine": machine(), **payload})
     print(f"wrote {path}")
     return path
 

@@ -19,13 +19,13 @@ Trained models go to experiments_out/long_context/<mixer>/ (the config's seed; t
 write bench_out/state_loss_{512,1024,2048}.* and bench_out/length.*.
 """
 import argparse
-import json
 import os
 import re
 import statistics
 from types import SimpleNamespace
 
-from experiments.runs import read_evals, run_side_by_side, threads_per_job, train_run
+from common import write_json
+from experiments.runs import read_log, run_side_by_side, threads_per_job, train_run
 
 MIXERS = ("gpt", "mingru", "minlstm", "mamba")
 LONG = ["--block_size=512", "--batch_size=4", "--eval_interval=500", "--eval_iters=10"]
@@ -55,13 +55,8 @@ def main():
                 *([] if seed is None else [f"--seed={seed}"]), *args.extra]
 
     def log(mixer, seed=None):
-        """(evals, whole-split loss) of the mixer's finished run, or None."""
-        path = os.path.join(out_dir(mixer, seed), "train.log")
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            evals, whole = read_evals(f)
-        return (evals, whole) if whole is not None else None
+        """(evals, {split: whole-split loss}) of the mixer's finished run, or None."""
+        return read_log(os.path.join(out_dir(mixer, seed), "train.log"))
 
     def run(job):
         mixer, seed = job
@@ -73,22 +68,27 @@ def main():
     run_side_by_side(run, [(m, s) for s in seeds for m in args.mixers if log(m, s) is None], args.jobs)
     finished = {m: log(m) for m in MIXERS}
     have = [m for m in MIXERS if finished[m] is not None]
-    data = {m: {"train_args": train_args(m), "whole_split_val_loss": finished[m][1], "evals": finished[m][0]}
-            for m in have}
+    data = {m: {"train_args": train_args(m), "whole_split_val_loss": finished[m][1]["val"],
+                **({"whole_split_test_loss": finished[m][1]["test"]} if "test" in finished[m][1] else {}),
+                "evals": finished[m][0]} for m in have}
     for m in have:  # other seeds, whichever call trained them
         found = sorted(int(d.rsplit("-seed", 1)[1]) for d in (os.listdir(root) if os.path.isdir(root) else [])
                        if re.fullmatch(rf"{m}-seed\d+", d))
         other = {s: run[1] for s in found if (run := log(m, s)) is not None}
         if other:
-            losses = [finished[m][1], *other.values()]
-            data[m].update(other_seeds={str(s): v for s, v in other.items()}, mean=statistics.mean(losses),
+            losses = [finished[m][1]["val"], *(w["val"] for w in other.values())]
+            data[m].update(other_seeds={str(s): w["val"] for s, w in other.items()}, mean=statistics.mean(losses),
                            std=statistics.stdev(losses))
-    with open(os.path.join(OUT, "long_context.json"), "w") as f:
-        json.dump(data, f, indent=2)
+            if all("test" in w for w in [finished[m][1], *other.values()]):
+                tests = [finished[m][1]["test"], *(w["test"] for w in other.values())]
+                data[m].update(other_seeds_test={str(s): w["test"] for s, w in other.items()},
+                               test_mean=statistics.mean(tests), test_std=statistics.stdev(tests))
+    write_json(os.path.join(OUT, "long_context.json"), data)
     for m in have:
         spread = f"; over {len(data[m]['other_seeds']) + 1} seeds {data[m]['mean']:.4f} ± {data[m]['std']:.4f}" \
             if "mean" in data[m] else ""
-        print(f"{m} at 512: whole-split val loss {data[m]['whole_split_val_loss']:.4f}{spread}")
+        test = f"; test {data[m]['test_mean']:.4f} ± {data[m]['test_std']:.4f}" if "test_mean" in data[m] else ""
+        print(f"{m} at 512: whole-split val loss {data[m]['whole_split_val_loss']:.4f}{spread}{test}")
     if args.train_only:
         return
     from benchmarks.length import bench_length

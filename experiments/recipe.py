@@ -19,7 +19,17 @@ import os
 import statistics
 import threading
 
-from experiments.runs import ROOT, describe, dot_plot, record_run, run_key, run_side_by_side, threads_per_job, train_run
+from experiments.runs import (
+    ROOT,
+    describe,
+    dot_plot,
+    record_run,
+    run_key,
+    run_side_by_side,
+    threads_per_job,
+    train_run,
+    whole_record,
+)
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM"}
@@ -141,7 +151,7 @@ def main():
                                   *args.extra], os.path.join(out_dir, "train.log"),
                                  threads=threads_per_job(args.jobs), label=f"[{mixer} {key} seed {seed}] ")
         with lock:
-            record_run(stem, data, (mixer, key, str(seed)), {"whole_val": whole, "evals": evals})
+            record_run(stem, data, (mixer, key, str(seed)), {**whole_record(whole), "evals": evals})
 
     run_side_by_side(run, todo, args.jobs)
     report(stem, data)

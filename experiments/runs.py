@@ -7,21 +7,39 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from common import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVAL = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)(?:, val acc ([\d.]+))?")
-WHOLE = re.compile(r"^whole val split: loss ([\d.]+)")
+WHOLE = re.compile(r"^whole (val|test) split: loss ([\d.]+)")
 
 
 def read_evals(lines):
-    """The evaluation lines of a train.py output: ([{step, train, val, acc}], the whole-split val loss or None)."""
-    evals, whole = [], None
+    """The evaluation lines of a train.py output: ([{step, train, val, acc}], {"val": whole-split val loss, "test":
+    whole-split test loss where the dataset has a test split}, or None where the run did not finish)."""
+    evals, whole = [], {}
     for line in lines:
         if m := EVAL.match(line):
             evals.append({"step": int(m[1]), "train": float(m[2]), "val": float(m[3]),
                           "acc": float(m[4]) if m[4] else None})
         elif m := WHOLE.match(line):
-            whole = float(m[1])
-    return evals, whole
+            whole[m[1]] = float(m[2])
+    return evals, whole if "val" in whole else None
+
+
+def read_log(path):
+    """read_evals of a finished run's train.log, or None where there is none or the run did not finish: a driver
+    trains only what this gives None for, so an interrupted series resumes where it stopped."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        evals, whole = read_evals(f)
+    return (evals, whole) if whole is not None else None
+
+
+def whole_record(whole):
+    """A run's whole-split losses as a driver's JSON keeps them: {"whole_val": ..., "whole_test": ...}."""
+    return {f"whole_{split}": loss for split, loss in whole.items()}
 
 
 def train_run(args, log_path, threads=None, label=""):
@@ -61,9 +79,7 @@ def record_run(stem, data, path, value):
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
-        with open(f"{stem}.json.tmp", "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(f"{stem}.json.tmp", f"{stem}.json")
+        write_json(f"{stem}.json", data, indent=1)
 
 
 def keep_earlier_runs(path, data, same, keys):

@@ -27,7 +27,16 @@ import os
 import statistics
 import threading
 
-from experiments.runs import describe, dot_plot, record_run, run_key, run_side_by_side, threads_per_job, train_run
+from experiments.runs import (
+    describe,
+    dot_plot,
+    record_run,
+    run_key,
+    run_side_by_side,
+    threads_per_job,
+    train_run,
+    whole_record,
+)
 
 OUT = "experiments_out"
 NAMES = {"gpt": "GPT (attention)", "mingru": "minGRU", "minlstm": "minLSTM", "mamba": "Mamba"}
@@ -155,7 +164,7 @@ def main():
                                  os.path.join(out_dir, "train.log"), threads=threads_per_job(args.jobs),
                                  label=f"[{mixer} {name} seed {seed}] ")
         with lock:
-            record_run(stem, data, (mixer, run_key(setting), str(seed)), {"whole_val": whole, "evals": evals})
+            record_run(stem, data, (mixer, run_key(setting), str(seed)), {**whole_record(whole), "evals": evals})
 
     while not args.report_only:  # one round per stage: every mixer's next cells, then what they make nameable
         todo = []

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 
+from common import write_json
 from experiments.runs import keep_earlier_runs, run_side_by_side, save_plot, threads_per_job, train_run
 
 OUT = "experiments_out"
@@ -51,8 +52,7 @@ def main():
     results = {f"{m}-{n}": r for (m, n), r in zip(jobs, run_side_by_side(run, jobs, args.jobs))}
     data = keep_earlier_runs(f"{stem}.json", {"config": args.config, "extra": args.extra, "results": results},
                              same=("config", "extra"), keys=("results",))
-    with open(f"{stem}.json", "w") as f:
-        json.dump(data, f, indent=2)
+    write_json(f"{stem}.json", data)
     report(stem, data)
 
 

@@ -27,9 +27,12 @@ def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_pa
     assert finals == pytest.approx([run[-1]["val"] for run in runs], abs=0.3)
     assert data["summary"]["mingru"]["mean"] == pytest.approx(statistics.mean(finals))
     assert data["summary"]["mingru"]["std"] == pytest.approx(statistics.stdev(finals))
+    test = data["summary"]["mingru"]["test"]  # the fixture's dataset has a test split: reported beside val
+    assert len(test["finals"]) == 2 and test["finals"] != finals and test["mean"] == statistics.mean(test["finals"])
     table = (tmp_path / "shakespeare_cpu.md").read_text()
     best = min((0, 2, 4), key=lambda i: statistics.mean(run[i // 2]["val"] for run in runs))
-    assert f"| minGRU | {statistics.mean(finals):.4f} ± {statistics.stdev(finals):.4f} |" in table
+    assert f"| minGRU | {statistics.mean(finals):.4f} ± {statistics.stdev(finals):.4f} | " \
+           f"{test['mean']:.4f} ± {test['std']:.4f} |" in table
     assert table.splitlines()[2].endswith(f"| iteration {best} |")
     assert (tmp_path / "shakespeare_cpu.png").stat().st_size > 0
 
@@ -42,6 +45,26 @@ def test_shakespeare_driver_reports_mean_and_std_over_seeds(char_dataset, tmp_pa
                                                     "--max_iters=4", "--eval_interval=2", "--eval_iters=1"])
     joined = json.loads((tmp_path / "shakespeare_cpu.json").read_text())
     assert list(joined["summary"]) == ["mingru", "minlstm"] and joined["summary"]["mingru"] == data["summary"]["mingru"]
+
+
+def test_paired_differences_are_taken_seed_by_seed():
+    summary = {"gpt": {**shakespeare.spread([1.60, 1.58, 1.62]), "test": shakespeare.spread([1.70, 1.69, 1.74])},
+               "mingru": {**shakespeare.spread([1.57, 1.56, 1.58]), "test": shakespeare.spread([1.69, 1.66, 1.73])},
+               "mamba": shakespeare.spread([1.59, 1.57, 1.61])}  # no test split: val only
+    pairs = shakespeare.paired(summary)
+    assert pairs["mingru"]["val"]["finals"] == pytest.approx([-0.03, -0.02, -0.04])
+    assert pairs["mingru"]["test"]["mean"] == pytest.approx(-0.0167, abs=1e-4)
+    assert pairs["mingru"]["test"]["std"] == pytest.approx(statistics.stdev([-0.01, -0.03, -0.01]))
+    assert set(pairs["mamba"]) == {"val"} and "gpt" not in pairs
+
+
+def test_equal_time_gives_the_faster_mixers_more_iterations(tmp_path):
+    rows = [{"mixer": m, "compile": c, "scan": scan, "ms_per_iter": ms} for m, c, scan, ms in [
+        ("attn", False, "", 90.0), ("attn", True, "", 70.0), ("mingru", False, "cpu.c cell", 75.0),
+        ("mingru", False, "chunked, C_KERNELS=0", 100.0), ("mamba", False, "cpu.c selective scan", 120.0)]]
+    (tmp_path / "throughput.json").write_text(json.dumps({"rows": rows}))
+    assert shakespeare.equal_time_iters(2000, str(tmp_path / "throughput.json")) == {
+        "gpt": 2000, "mingru": 2400, "mamba": 1500}
 
 
 def test_reach_gpt_finds_the_first_eval_at_or_below_the_gpts_final_loss():
@@ -118,7 +141,7 @@ def test_recipe_driver_runs_each_cell_once_per_seed_and_reports_against_the_base
         c = parse_config(train.Config, args)  # every override the driver passes is a valid train.py key
         calls.append((c.mixer, c.seed))
         loss = 1.5 + 0.1 * (c.norm == "rmsnorm") + 0.01 * c.seed
-        return [{"step": 0, "train": 4.0, "val": 4.0, "acc": None}], loss
+        return [{"step": 0, "train": 4.0, "val": 4.0, "acc": None}], {"val": loss, "test": loss + 0.2}
 
     monkeypatch.setattr(recipe, "train_run", fake_train_run)
     run_driver(recipe, monkeypatch, tmp_path, ["--seeds", "2", "--mixers", "minlstm", "--cells", "base", "rmsnorm",
