@@ -7,7 +7,7 @@ import pytest
 
 import train
 from configurator import parse_config
-from experiments import long_context, recipe, search, selective_copying, shakespeare
+from experiments import long_context, long_search, recipe, search, selective_copying, shakespeare
 
 
 def run_driver(module, monkeypatch, tmp_path, argv):
@@ -177,3 +177,29 @@ def test_search_names_stage_five_from_the_confirmed_finalist_with_the_lowest_mea
     assert five["muon_lr_x1+other_wd"] == {**start, "weight_decay": 0.1}  # minLSTM's base has none
     assert five["muon_lr_x1+adamw_lr_x3"] == {**start, "adamw_lr_scale": 3.0}
     assert search.finalists(search.all_cells("minlstm", screen, means, 2), screen, 2) == []  # stage 5 not screened
+
+
+def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train_run(args, log_path, threads=None, label=""):
+        c = parse_config(train.Config, args)  # every override is a valid train.py key, at 512 tokens
+        assert c.block_size == 512 and c.batch_size == 4
+        calls.append((c.mixer, c.learning_rate, c.seq_warmup_iters, c.tie_embeddings, c.seed))
+        val = 1.50 - 0.01 * (c.learning_rate > 4e-3) - 0.02 * (c.seq_warmup_iters > 0) + 0.001 * c.seed
+        return [{"step": 0, "train": 4.0, "val": 4.0, "acc": None}], {"val": val, "test": 3.0 - val}
+
+    monkeypatch.setattr(long_search, "train_run", fake_train_run)
+    run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
+    # stage 1: 1.5e-3, 3e-3 and 6e-3; stage 2 from 6e-3 (the best val; test would have chosen 1.5e-3)
+    assert sorted(c[1] for c in calls if c[4] == 0)[:3] == [1.5e-3, 3e-3, 6e-3]
+    stage2 = calls[3:5]
+    assert {(c[1], c[2], c[3]) for c in stage2} == {(6e-3, 1000, False), (6e-3, 0, True)}
+    # only the warmup beat stage 2's start: no stage 3; the finalist (lr 6e-3 + warmup) gets seeds 1 and 2
+    assert calls[5:] == [("minlstm", 6e-3, 1000, False, 1), ("minlstm", 6e-3, 1000, False, 2)]
+    name, setting = long_search.best(json.loads((tmp_path / "long_search.json").read_text()), "minlstm")
+    assert name == "lr_x2+seq_warmup" and setting["seq_warmup_iters"] == 1000
+    table = (tmp_path / "long_search.md").read_text()
+    assert "| minLSTM | lr_x2+seq_warmup |" in table and "1.4710 ± 0.0010" in table and "1.5290 ± 0.0010" in table
+    run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
+    assert len(calls) == 7  # everything was in the JSON already
