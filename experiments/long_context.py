@@ -36,6 +36,12 @@ MIXER_ARGS = {"gpt": ["--seq_warmup_iters=1000"]}
 OUT = "experiments_out"
 
 
+def run_args(mixer, seed=None, extra=()):
+    """train.py's arguments for a mixer's run at 512 tokens (seed None: the config's)."""
+    return [f"config/shakespeare_char_cpu_{mixer}.py", *LONG, *MIXER_ARGS.get(mixer, []),
+            *([] if seed is None else [f"--seed={seed}"]), *extra]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixers", nargs="+", choices=MIXERS, default=list(MIXERS))
@@ -51,8 +57,7 @@ def main():
         return os.path.join(root, mixer if seed is None else f"{mixer}-seed{seed}")
 
     def train_args(mixer, seed=None):
-        return [f"config/shakespeare_char_cpu_{mixer}.py", *LONG, *MIXER_ARGS.get(mixer, []),
-                *([] if seed is None else [f"--seed={seed}"]), *args.extra]
+        return run_args(mixer, seed, args.extra)
 
     def log(mixer, seed=None):
         """(evals, {split: whole-split loss}) of the mixer's finished run, or None."""

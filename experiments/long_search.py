@@ -7,7 +7,7 @@ over the cells that matter most there, the same cells for all four:
 2. one change at a time from stage 1's best: the sequence length warmup (32 windows of 64 tokens grown to 4 of 512
    over the first 1,000 iterations, which long_context gave the GPT alone), and the other embedding tying;
 3. both, where both beat stage 2's start;
-4. the --finalists best cells at seed 0 over seeds 1 and 2 as well.
+4. the --finalists best cells at the config's seed (1337) over seeds 1 and 2 as well.
 
 Every cell is chosen by the loss over the whole val split. The whole test split (five plays tiny Shakespeare lacks)
 is recorded and reported beside it, and no choice reads it.
@@ -15,7 +15,9 @@ is recorded and reported beside it, and no choice reads it.
     python -m experiments.long_search --jobs 2            # every mixer; resumes where it stopped
     python -m experiments.long_search --report_only       # the tables and plot again, from the JSON
 
-A run already in experiments_out/long_search.json is not run again. Writes long_search.json (the truth),
+A run already in experiments_out/long_search.json is not run again, and a run that `python -m
+experiments.long_context` made with the same config (the same seeds: its runs are this search's cells at the
+64-token learning rate) is read from its log instead of trained again. Writes long_search.json (the truth),
 long_search.md and long_search.png.
 """
 import argparse
@@ -26,10 +28,12 @@ import threading
 
 import train
 from configurator import parse_config
+from experiments import long_context
 from experiments.long_context import LONG
 from experiments.runs import (
     describe,
     dot_plot,
+    read_log,
     record_run,
     run_key,
     run_side_by_side,
@@ -37,11 +41,19 @@ from experiments.runs import (
     train_run,
     whole_record,
 )
-from experiments.search import CONFIG, NAMES, confirmed, fmt
+from experiments.search import CONFIG, NAMES, fmt
 
 OUT = "experiments_out"
-KEYS = ("learning_rate", "seq_warmup_iters", "tie_embeddings")  # what a cell sets; the rest is the config's
 WARMUP = 1000  # long_context's GPT: half the run
+SEEDS = (1337, 1, 2)  # long_context's: the config's seed, then 1 and 2
+SCREEN = SEEDS[0]
+
+
+def parsed(args):
+    """A train.py command line's config, less its out_dir: two runs with equal ones are the same run."""
+    c = parse_config(train.Config, args)
+    c.out_dir = None
+    return c
 
 
 def base(mixer):
@@ -79,17 +91,18 @@ def stage_cells(mixer, screen):
 
 
 def named_and_screen(data, mixer):
-    """({cell name: (stage, setting)}, {cell name: seed-0 val loss}) as far as the runs so far name them."""
+    """({cell name: (stage, setting)}, {cell name: val loss at the screening seed}) as far as the runs so far name
+    them."""
     screen = {}
     while True:
         named = stage_cells(mixer, screen)
-        screen = {name: r[0] for name, (_, s) in named.items() if 0 in (r := runs(data, mixer, s))}
+        screen = {name: r[SCREEN] for name, (_, s) in named.items() if SCREEN in (r := runs(data, mixer, s))}
         if set(stage_cells(mixer, screen)) == set(named):
             return named, screen
 
 
 def finalists(named, screen, n):
-    """The n cells with the lowest seed-0 val loss, once every named cell has it."""
+    """The n cells with the lowest val loss at the screening seed, once every named cell has it."""
     return [] if any(name not in screen for name in named) else sorted(screen, key=screen.get)[:n]
 
 
@@ -110,10 +123,15 @@ def main():
     def run(job):
         mixer, name, setting, seed = job
         out_dir = os.path.join(OUT, "long_search", mixer, name, f"seed{seed}")
-        overrides = [f"--{k}={v}" for k, v in setting.items()]
-        evals, whole = train_run([CONFIG.format(mixer), *LONG, *overrides, f"--seed={seed}", f"--out_dir={out_dir}"],
-                                 os.path.join(out_dir, "train.log"), threads=threads_per_job(args.jobs),
-                                 label=f"[{mixer} at 512, {name}, seed {seed}] ")
+        command = [CONFIG.format(mixer), *LONG, *[f"--{k}={v}" for k, v in setting.items()], f"--seed={seed}"]
+        # long_context's run at this seed, where it is this very run
+        made = os.path.join(OUT, "long_context", mixer if seed == SEEDS[0] else f"{mixer}-seed{seed}")
+        done = read_log(os.path.join(made, "train.log"))
+        if done and parsed(command) == parsed(long_context.run_args(mixer, None if seed == SEEDS[0] else seed)):
+            evals, whole = done
+        else:
+            evals, whole = train_run([*command, f"--out_dir={out_dir}"], os.path.join(out_dir, "train.log"),
+                                     threads=threads_per_job(args.jobs), label=f"[{mixer} at 512, {name}, {seed}] ")
         with lock:
             record_run(stem, data, (mixer, run_key(setting), str(seed)), {**whole_record(whole), "evals": evals})
 
@@ -121,9 +139,9 @@ def main():
         todo = []
         for mixer in args.mixers:
             named, screen = named_and_screen(data, mixer)
-            todo += [(mixer, n, s, 0) for n, (_, s) in named.items() if n not in screen]
+            todo += [(mixer, n, s, SCREEN) for n, (_, s) in named.items() if n not in screen]
             todo += [(mixer, n, named[n][1], seed) for n in finalists(named, screen, args.finalists)
-                     for seed in (1, 2) if seed not in runs(data, mixer, named[n][1])]
+                     for seed in SEEDS[1:] if seed not in runs(data, mixer, named[n][1])]
         if not todo:
             break
         print(f"{len(todo)} runs in this round, {args.jobs} at a time")
@@ -131,10 +149,16 @@ def main():
     report(stem, data)
 
 
+def confirmed(data, mixer, setting, split="val"):
+    """A setting's losses at the three SEEDS, or None before it has all three."""
+    r = runs(data, mixer, setting, split)
+    return [r[s] for s in SEEDS] if all(s in r for s in SEEDS) else None
+
+
 def best(data, mixer):
-    """The confirmed cell with the lowest mean val loss over seeds 0-2: (name, setting), or None."""
+    """The confirmed cell with the lowest mean val loss over the three seeds: (name, setting), or None."""
     named, _ = named_and_screen(data, mixer)
-    done = confirmed({name: runs(data, mixer, s) for name, (_, s) in named.items()})
+    done = {name: v for name, (_, s) in named.items() if (v := confirmed(data, mixer, s))}
     if not done:
         return None
     name = min(done, key=lambda k: statistics.mean(done[k]))
@@ -150,13 +174,13 @@ def report(stem, data):
         if not screen:
             continue
         lines += [f"**{NAMES[mixer]}** at 512 tokens, from `{CONFIG.format(mixer)}`: {describe(base(mixer), {})}",
-                  "", "| stage | cell | change from the recipe | seed 0, val | seeds 0-2, val | seeds 0-2, test |",
+                  "", f"| stage | cell | change from the recipe | seed {SCREEN}, val | 3 seeds, val | 3 seeds, test |",
                   "| --- | --- | --- | --- | --- | --- |"]
         for name, (stage, setting) in named.items():
-            val, test = runs(data, mixer, setting), runs(data, mixer, setting, "test")
-            three = [fmt([r[s] for s in (0, 1, 2)]) if all(s in r for s in (0, 1, 2)) else "" for r in (val, test)]
+            screened = runs(data, mixer, setting).get(SCREEN)
+            three = [fmt(v) if (v := confirmed(data, mixer, setting, split)) else "" for split in ("val", "test")]
             lines.append(f"| {stage} | {name} | {describe(setting, base(mixer))} | "
-                         f"{f'{val[0]:.4f}' if 0 in val else '(not run)'} | {three[0]} | {three[1]} |")
+                         f"{'(not run)' if screened is None else f'{screened:.4f}'} | {three[0]} | {three[1]} |")
         lines.append("")
         if top := best(data, mixer):
             at_best[mixer] = top
@@ -164,17 +188,14 @@ def report(stem, data):
     for mixer, (name, setting) in at_best.items():
         cells = []
         for split in ("val", "test"):
-            r = runs(data, mixer, setting, split)
-            if not all(s in r for s in (0, 1, 2)):
-                cells += ["", ""]
-                continue
-            cells.append(fmt([r[s] for s in (0, 1, 2)]))
-            g = runs(data, "gpt", gpt[1], split) if gpt and mixer != "gpt" else {}
-            cells.append(fmt([r[s] - g[s] for s in (0, 1, 2)]) if all(s in g for s in (0, 1, 2)) else "")
+            here = confirmed(data, mixer, setting, split)
+            g = confirmed(data, "gpt", gpt[1], split) if gpt and mixer != "gpt" else None
+            cells += [fmt(here) if here else "", fmt([a - b for a, b in zip(here, g)]) if here and g else ""]
         summary.append(f"| {NAMES[mixer]} | {name} | {describe(setting, base(mixer))} | " + " | ".join(cells) + " |")
     if summary:
         lines += ["**Each mixer at its best at 512 tokens** (the finalist with the lowest mean val loss over seeds "
-                  "0-2; test is reported, never chosen by; differences are to the GPT's best, paired by seed)", "",
+                  f"{', '.join(map(str, SEEDS))}; test is reported, never chosen by; differences are to the GPT's "
+                  "best, paired by seed)", "",
                   "| mixer | cell | change from the recipe | val, 3 seeds | val - GPT's | test, 3 seeds | "
                   "test - GPT's |", "| --- | --- | --- | --- | --- | --- | --- |", *summary, ""]
     table = "\n".join(lines)
@@ -186,10 +207,10 @@ def report(stem, data):
         named, screen = named_and_screen(data, m)
         if screen:
             panels.append((NAMES[m], [(name, list(runs(data, m, s).values())) for name, (_, s) in named.items()],
-                           runs(data, m, base(m)).get(0)))
+                           runs(data, m, base(m)).get(SCREEN)))
     if panels:
         dot_plot(f"{stem}.png", panels, "whole-split val loss at 512 tokens (dots: seeds, bar: mean; dashed: the "
-                                        "64-token recipe at seed 0)")
+                                        f"64-token recipe at seed {SCREEN})")
 
 
 if __name__ == "__main__":

@@ -186,13 +186,14 @@ def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch)
         c = parse_config(train.Config, args)  # every override is a valid train.py key, at 512 tokens
         assert c.block_size == 512 and c.batch_size == 4
         calls.append((c.mixer, c.learning_rate, c.seq_warmup_iters, c.tie_embeddings, c.seed))
-        val = 1.50 - 0.01 * (c.learning_rate > 4e-3) - 0.02 * (c.seq_warmup_iters > 0) + 0.001 * c.seed
+        seed = long_search.SEEDS.index(c.seed)
+        val = 1.50 - 0.01 * (c.learning_rate > 4e-3) - 0.02 * (c.seq_warmup_iters > 0) + 0.001 * seed
         return [{"step": 0, "train": 4.0, "val": 4.0, "acc": None}], {"val": val, "test": 3.0 - val}
 
     monkeypatch.setattr(long_search, "train_run", fake_train_run)
     run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
     # stage 1: 1.5e-3, 3e-3 and 6e-3; stage 2 from 6e-3 (the best val; test would have chosen 1.5e-3)
-    assert sorted(c[1] for c in calls if c[4] == 0)[:3] == [1.5e-3, 3e-3, 6e-3]
+    assert sorted(c[1] for c in calls if c[4] == 1337)[:3] == [1.5e-3, 3e-3, 6e-3]
     stage2 = calls[3:5]
     assert {(c[1], c[2], c[3]) for c in stage2} == {(6e-3, 1000, False), (6e-3, 0, True)}
     # only the warmup beat stage 2's start: no stage 3; the finalist (lr 6e-3 + warmup) gets seeds 1 and 2
@@ -203,3 +204,23 @@ def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch)
     assert "| minLSTM | lr_x2+seq_warmup |" in table and "1.4710 ± 0.0010" in table and "1.5290 ± 0.0010" in table
     run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
     assert len(calls) == 7  # everything was in the JSON already
+
+
+def test_long_search_reads_long_contexts_run_where_it_is_the_same_run(tmp_path, monkeypatch):
+    # long_context's minGRU at 512 and seed 1337 is the search's lr_x1 cell at its screening seed
+    log = tmp_path / "long_context" / "mingru" / "train.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("step 2000: train loss 1.3000, val loss 1.4800\nwhole val split: loss 1.4824 over 9 tokens\n"
+                   "whole test split: loss 1.6500 over 9 tokens\n")
+    calls = []
+
+    def fake_train_run(args, log_path, threads=None, label=""):
+        calls.append(parse_config(train.Config, args).learning_rate)
+        return [], {"val": 1.49, "test": 1.66}
+
+    monkeypatch.setattr(long_search, "train_run", fake_train_run)
+    run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "mingru", "--jobs", "1", "--finalists", "0"])
+    data = json.loads((tmp_path / "long_search.json").read_text())
+    lr = long_search.base("mingru")["learning_rate"]
+    assert calls == [lr / 2, lr * 2, lr, lr]  # x1 was read, not trained; then stage 2's two cells from it
+    assert long_search.runs(data, "mingru", long_search.base("mingru"), "test") == {1337: 1.65}
