@@ -7,4 +7,6 @@ Fast paths: accelerations of model.py, never its definition.
 - fastpath.py:    runs a cell or the conv only where it checks out against model.py's definition (once per
                   definition and dtype); otherwise model.py's code runs, and one warning says so.
 - triton_scan.py: the linear scan as Triton kernels, scan.py's "triton" backend on CUDA.
+- hgrn.py:        minGRU's and minLSTM's scan on CUDA by fla-core's HGRN kernels, where it is installed (through
+                  fastpath.py, checked like cpu.c's cells).
 """

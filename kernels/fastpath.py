@@ -13,6 +13,10 @@ a new one), dtype and width, and costs a few milliseconds. Where they agree the 
 changed, a new parameter, another normalisation) model.py's definition runs, and one FastPathWarning names the
 kernel and says how to get the speed back.
 
+On CUDA, with fla-core installed, minGRU's and minLSTM's scan is fla's HGRN kernel (kernels/hgrn.py), checked the
+same way against gates and scan_linear, the initial state's gradient included; without fla-core, or where it steps
+aside, model.py's gates and scan.py's CUDA scan run.
+
 C_KERNELS=0 turns every kernel off (build.py): model.py's definitions run, with no check and no warning.
 """
 import types
@@ -22,7 +26,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from kernels import build, cells
+from kernels import build, cells, hgrn
 from scan import default_linear_backend, scan_linear
 
 PARTS = {"mingru": 2, "minlstm": 3}  # a cell's pre-activations per hidden unit: [k, p] and [f, i, p]
@@ -36,7 +40,10 @@ class FastPathWarning(UserWarning):
 def cell(name, gates, kh):
     """kernels/cpu.c's `name` cell as a function (kh, h0) -> h, where it computes what model.py's definition
     h = scan_linear(*gates(kh), h0) computes; None where it cannot run here or does not agree (the caller then runs
-    the definition). gates is the mixer's bound method, kh its pre-activations (B, T, parts*H)."""
+    the definition). gates is the mixer's bound method, kh its pre-activations (B, T, parts*H). On CUDA: fla's
+    HGRN kernel as the scan of gates(kh), where fla-core is installed and it computes the same (kernels/hgrn.py)."""
+    if hgrn.usable(kh) and kh.dim() == 3 and kh.size(-1) % PARTS[name] == 0:
+        return _hgrn_cell(name, gates, kh)
     if not (build.usable(kh) and kh.dim() == 3 and kh.size(-1) % PARTS[name] == 0
             and default_linear_backend("cpu", kh.size(1)) == "c"):  # SCAN_BACKEND=chunked asks for the ops
         return None
@@ -48,6 +55,22 @@ def cell(name, gates, kh):
                  torch.randn(2, H, generator=gen, dtype=kh.dtype))
         _verdicts[key] = _judge(f"kernels/cpu.c's {name} cell", _qualname(gates), gates.__self__, probe, fast,
                                 lambda kh, h0: scan_linear(*gates(kh), h0))
+    return fast if _verdicts[key] is None else None
+
+
+def _hgrn_cell(name, gates, kh):
+    key = ("hgrn", hgrn.OP, name, kh.dtype, kh.size(-1), _fingerprint(gates))
+    fast = partial(hgrn.cell, gates)
+    if key not in _verdicts:
+        H = kh.size(-1) // PARTS[name]
+        gen = torch.Generator().manual_seed(0)
+        # 131 steps: past chunk_hgrn's first chunk of 128, into a ragged one
+        probe = (3 * torch.randn(2, 131, kh.size(-1), generator=gen, dtype=kh.dtype).to(kh.device),
+                 torch.randn(2, H, generator=gen, dtype=kh.dtype).to(kh.device))
+        _verdicts[key] = _judge(f"fla-core's {hgrn.OP}_hgrn as the {name} scan", _qualname(gates), gates.__self__,
+                                probe, fast, lambda kh, h0: scan_linear(*gates(kh), h0), stacklevel=4,
+                                instead="with scan.py's CUDA scan",
+                                remedy="map gates onto fla's h_t = exp(g_t) h_{t-1} + x_t in kernels/hgrn.py")
     return fast if _verdicts[key] is None else None
 
 
@@ -101,42 +124,48 @@ def conv(convolve, xp):
     return fast if _verdicts[key] is None else None
 
 
-def _judge(kernel, definition, module, probe, fast, reference, inputs=("the input", "the initial state")):
+def _judge(kernel, definition, module, probe, fast, reference, inputs=("the input", "the initial state"),
+           stacklevel=3, instead="correctly but slower on a CPU", remedy="make kernels/cpu.c compute the same"):
     """None if fast(*probe) computes what reference(*probe) does (a tensor, or a tuple of them), in values and in
-    the gradients of the probe's tensors (named by inputs) and of every parameter of module; else why not, after one
-    warning that says so."""
+    the gradients of the probe's tensors (named by inputs) and of every parameter of module; else why not (a kernel
+    that raises included), after one warning that says so, what runs instead and how to get the speed back
+    (remedy). stacklevel points the warning at the mixer's forward."""
     tol = {"rtol": 1e-9, "atol": 1e-9} if probe[0].dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-4}
     names, params = zip(*[(n, p) for n, p in module.named_parameters() if p.requires_grad]) or ((), ())
-    why = None
     with torch.inference_mode(False), torch.enable_grad():  # also when first met inside evaluation's no_grad
         tensors = [t.clone().requires_grad_() for t in probe]
-        want, got = reference(*tensors), fast(*tensors)
-        want, got = (want,) if torch.is_tensor(want) else tuple(want), (got,) if torch.is_tensor(got) else tuple(got)
-        want = tuple(w.to(g.dtype) for w, g in zip(want, got))
-        if [w.shape for w in want] != [g.shape for g in got]:
-            why = f"its outputs have shapes {[tuple(w.shape) for w in want]}, the kernel's " \
-                  f"{[tuple(g.shape) for g in got]}"
-        elif not all(torch.allclose(w, g, **tol) for w, g in zip(want, got)):
-            why = f"outputs differ by up to {max((w - g).abs().max().item() for w, g in zip(want, got)):.3g} " \
-                  f"on a test input"
-        else:
-            gen = torch.Generator().manual_seed(1)
-            weights = [torch.randn(w.shape, generator=gen, dtype=w.dtype) for w in want]
-            wrt = [*tensors, *params]
-            d_want = torch.autograd.grad(sum((w * r).sum() for w, r in zip(want, weights)), wrt, allow_unused=True)
-            d_got = torch.autograd.grad(sum((g * r).sum() for g, r in zip(got, weights)), wrt, allow_unused=True)
-            for name, dw, dg in zip(list(inputs[:len(tensors)]) + list(names), d_want, d_got):
-                dw = torch.zeros_like(dg) if dw is None and dg is not None else dw
-                dg = torch.zeros_like(dw) if dg is None and dw is not None else dg
-                if dw is not None and not torch.allclose(dw, dg, **tol):
-                    why = f"the gradients of {name} differ by up to {(dw - dg).abs().max().item():.3g}"
-                    break
+        want = reference(*tensors)
+        try:
+            why = _differs(want, fast(*tensors), [*tensors, *params], list(inputs[:len(tensors)]) + list(names), tol)
+        except Exception as e:  # a kernel that cannot run here (a Triton it does not support, say) steps aside too
+            why = f"it raised {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
     if why is not None:
         warnings.warn(f"{kernel} steps aside: it does not compute what model.py's {definition} does ({why}), so "
-                      f"{definition} runs as written, correctly but slower on a CPU. For the speed back, make "
-                      f"kernels/cpu.c compute the same; C_KERNELS=0 runs model.py's code without this check",
-                      FastPathWarning, stacklevel=3)
+                      f"{definition} runs as written, {instead}. For the speed back, {remedy}; C_KERNELS=0 runs "
+                      f"model.py's code without this check", FastPathWarning, stacklevel=stacklevel)
     return why
+
+
+def _differs(want, got, wrt, names, tol):
+    """None if got (the kernel's outputs) equals want (the definition's) within tol, and so do their gradients with
+    respect to wrt (named by names); else how they differ."""
+    want, got = (want,) if torch.is_tensor(want) else tuple(want), (got,) if torch.is_tensor(got) else tuple(got)
+    want = tuple(w.to(g.dtype) for w, g in zip(want, got))
+    if [w.shape for w in want] != [g.shape for g in got]:
+        return f"its outputs have shapes {[tuple(w.shape) for w in want]}, the kernel's {[tuple(g.shape) for g in got]}"
+    if not all(torch.allclose(w, g, **tol) for w, g in zip(want, got)):
+        gap = max((w - g).abs().max().item() for w, g in zip(want, got))
+        return f"outputs differ by up to {gap:.3g} on a test input"
+    gen = torch.Generator().manual_seed(1)
+    weights = [torch.randn(w.shape, generator=gen, dtype=w.dtype).to(w.device) for w in want]
+    d_want = torch.autograd.grad(sum((w * r).sum() for w, r in zip(want, weights)), wrt, allow_unused=True)
+    d_got = torch.autograd.grad(sum((g * r).sum() for g, r in zip(got, weights)), wrt, allow_unused=True)
+    for name, dw, dg in zip(names, d_want, d_got):
+        dw = torch.zeros_like(dg) if dw is None and dg is not None else dw
+        dg = torch.zeros_like(dw) if dg is None and dw is not None else dg
+        if dw is not None and not torch.allclose(dw, dg, **tol):
+            return f"the gradients of {name} differ by up to {(dw - dg).abs().max().item():.3g}"
+    return None
 
 
 def _qualname(method):
