@@ -14,6 +14,7 @@ Two modes, always chosen explicitly:
   (cache.py).
 """
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,28 @@ INITS = ("gpt2", "torch", "mamba")
 POSITIONS = ("learned", "rope")
 ACTIVATIONS = ("gelu", "relu2")
 OPTIMIZERS = ("adamw", "muon")
+# the oldest PyTorch the code runs on: F.rms_norm (QK-norm) and the CPU's fused AdamW arrived in 2.4. Muon
+# (torch.optim.Muon, every CPU config's optimizer) arrived in 2.9, and is checked where it is chosen (muon_missing)
+TORCH_FLOOR = (2, 4)
+
+
+def check_torch(version):
+    """Raises ImportError, one line, where PyTorch `version` ("2.3.1+cpu") is older than TORCH_FLOOR."""
+    major, minor = map(int, re.match(r"(\d+)\.(\d+)", version).groups())
+    if (major, minor) < TORCH_FLOOR:
+        raise ImportError(f"minrnn needs PyTorch >= 2.4 (F.rms_norm, the CPU's fused AdamW), and >= 2.9 for "
+                          f"optimizer='muon' (torch.optim.Muon); this is {version}: upgrade (requirements.txt)")
+
+
+def muon_missing():
+    """None where torch.optim.Muon exists (PyTorch >= 2.9), else the line that says what to do."""
+    if hasattr(torch.optim, "Muon"):
+        return None
+    return (f"optimizer='muon' needs PyTorch >= 2.9 (torch.optim.Muon); this is {torch.__version__}: upgrade, or "
+            f"set optimizer='adamw'")
+
+
+check_torch(torch.__version__)  # at import, before an older PyTorch fails somewhere deep inside a forward
 
 
 class LayerNorm(nn.Module):
@@ -587,6 +610,8 @@ class GPT(nn.Module):
         AdamW's typical RMS); AdamW on the rest: embeddings, lm_head, biases, norm gains, convs, Mamba's A, D."""
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if optimizer == "muon" and muon_missing():
+            raise ValueError(muon_missing())
         params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         muon = [optimizer == "muon" and n.startswith("transformer.h.") and p.dim() == 2 and not n.endswith("A_log")
                 for n, p in params]

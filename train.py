@@ -38,7 +38,7 @@ from common import (
     whole_split_losses,
 )
 from configurator import ConfigError, parse_config
-from model import GPT, OPTIMIZERS, GPTConfig
+from model import GPT, OPTIMIZERS, GPTConfig, muon_missing
 
 
 @dataclass
@@ -120,6 +120,8 @@ class TrainConfig:
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))} (got {getattr(self, key)!r})")
+        if self.optimizer == "muon" and muon_missing():  # PyTorch < 2.9: say so here, not inside the optimizer setup
+            raise ConfigError(muon_missing())
 
 
 # every model field is a training key too, with GPTConfig's defaults; vocab_size None means "from the dataset"
