@@ -166,8 +166,12 @@ def load_meta(dataset):
 
 
 def tokenizer(meta):
-    """encode(str) -> list[int] and decode(list[int]) -> str, from meta (character level) or GPT-2 BPE."""
-    if meta is not None and "chars" in meta:
+    """encode(str) -> list[int] and decode(list[int]) -> str for the tokenizer meta.json names: "char" (its chars)
+    or "gpt2" (BPE). A meta.json without the key is the character level if it has chars, else GPT-2 BPE."""
+    name = (meta or {}).get("tokenizer", "char" if meta is not None and "chars" in meta else "gpt2")
+    if name not in ("char", "gpt2"):
+        raise DataError(f"meta.json names the tokenizer {name!r}; this project knows char and gpt2")
+    if name == "char":
         stoi = {ch: i for i, ch in enumerate(meta["chars"])}
         itos = meta["chars"]
 

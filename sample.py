@@ -19,6 +19,7 @@ import torch
 from cache import make_cache
 from common import (
     CheckpointError,
+    DataError,
     autocast_context,
     latest_checkpoint,
     load_meta,
@@ -103,6 +104,9 @@ def load_model(out_dir, device):
         raise CheckpointError("this checkpoint was trained on selective copying, which is not text to sample from; "
                               "evaluate it with train.py --eval_only=True --init_from=resume instead")
     meta = load_meta(ckpt["dataset"]) if ckpt.get("dataset") else None
+    if meta is None and ckpt.get("dataset") and model.config.vocab_size != 50304:  # not GPT-2 BPE: its vocabulary
+        raise CheckpointError(f"this model was trained on {ckpt['dataset']!r}, whose meta.json (the vocabulary to "
+                              f"decode with) is gone; prepare the dataset again as it was")
     if meta is not None and meta["vocab_size"] > model.config.vocab_size:
         raise CheckpointError(f"data/{ckpt['dataset']}/meta.json has {meta['vocab_size']} tokens but the model only "
                               f"{model.config.vocab_size}: the dataset was prepared again differently")
@@ -140,7 +144,7 @@ def main(argv=None):
                               f"but the prompt ({len(ids)}) + max_new_tokens ({c.max_new_tokens}) = {total}. A "
                               f"bounded --cache shrinks memory, not the position table: ask for fewer tokens "
                               f"(an RNN mixer or pos='rope' has no such limit)")
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
