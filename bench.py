@@ -8,6 +8,7 @@ Benchmarks. Each prints a table and writes its numbers to bench_out/<name>.json,
     python bench.py throughput [--quick] [--recipe baby] [--block_size T]   training tokens/s, compile off and on
     python bench.py time_to_loss [--rounds N]   whole-split val loss against training seconds, CPU recipe, each mixer
     python bench.py length --rnn DIR [DIR ...] [--gpt DIR ...] [--tokens N]   val loss by position past training length
+    python bench.py prepare [--size MB]   data/text/prepare.py's seconds and peak memory on a large text, vs before
     python bench.py replot NAME [NAME ...]   redraw bench_out/NAME.png from NAME.json (state_loss*, generate, length)
 
 Timings are medians over repeats, taken in one run on one machine; speed-ups are ratios measured in that same run.
@@ -19,6 +20,7 @@ import os
 
 from benchmarks.generate import bench_generate
 from benchmarks.length import bench_length
+from benchmarks.prepare import bench_prepare
 from benchmarks.scan_speed import bench_scan
 from benchmarks.state_loss import bench_state_loss
 from benchmarks.throughput import RECIPES, bench_throughput
@@ -70,6 +72,11 @@ def main():
     p.add_argument("--stride", type=int, help="tokens between stretch starts (default tokens/8: overlapping)")
     p.add_argument("--chunk", type=int, default=512, help="tokens per prefill call; the state carries across")
     p.set_defaults(fn=bench_length)
+    p = sub.add_parser("prepare", help="data/text/prepare.py: seconds and peak RSS, characters and GPT-2 BPE")
+    p.add_argument("--size", type=float, default=1000, help="MB of text (tiny Shakespeare repeated) to prepare")
+    p.add_argument("--before_size", type=float, default=100,
+                   help="MB of text for the comparison with the scripts' algorithm before issue 39")
+    p.set_defaults(fn=bench_prepare)
     p = sub.add_parser("replot", help="redraw plots from their JSON")
     p.add_argument("names", nargs="+", help="bench_out/NAME.json to draw: state_loss, state_loss_512, generate, length")
     p.set_defaults(fn=replot)
