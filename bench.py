@@ -75,7 +75,7 @@ def main():
     p = sub.add_parser("prepare", help="data/text/prepare.py: seconds and peak RSS, characters and GPT-2 BPE")
     p.add_argument("--size", type=float, default=1000, help="MB of text (tiny Shakespeare repeated) to prepare")
     p.add_argument("--before_size", type=float, default=100,
-                   help="MB of text for the comparison with the scripts' algorithm before issue 39")
+                   help="MB of text for the comparison with the scripts' algorithm before data/text/prepare.py")
     p.set_defaults(fn=bench_prepare)
     p = sub.add_parser("replot", help="redraw plots from their JSON")
     p.add_argument("names", nargs="+", help="bench_out/NAME.json to draw: state_loss, state_loss_512, generate, length")
