@@ -1,6 +1,6 @@
 """bench.py prepare: wall time and peak memory of data/text/prepare.py on a large text (tiny Shakespeare repeated),
-characters and GPT-2 BPE, against the Shakespeare scripts' algorithm before data/text/prepare.py (before(), below) on a smaller
-one. Each preparation runs in a process of its own, whose peak RSS the kernel reports when it ends (wait4), started
+characters and GPT-2 BPE, against the Shakespeare scripts' algorithm before data/text/prepare.py (before(), below)
+on a smaller one. Each preparation runs in a process of its own, whose peak RSS the kernel reports when it ends (wait4), started
 from a lean one (measure())."""
 import argparse
 import hashlib
@@ -17,8 +17,8 @@ TARGETS = {"peak_rss_mb": 1000, "char_s": 60, "gpt2_s": 180}  # the targets, for
 
 
 def before(tokenizer, path, out_dir):
-    """data/shakespeare_char/prepare.py's and data/shakespeare/prepare.py's algorithm before data/text/prepare.py, the baseline:
-    the whole text in memory, then every token of each split as a Python list."""
+    """data/shakespeare_char/prepare.py's and data/shakespeare/prepare.py's algorithm before data/text/prepare.py, the
+    baseline: the whole text in memory, then every token of each split as a Python list."""
     import numpy as np
     with open(path, encoding="utf-8") as f:
         text = f.read()
@@ -89,7 +89,7 @@ def bench_prepare(args):
     from benchmarks.common import print_table, save
     sizes = {"large": int(args.size * 1e6), "small": int(args.before_size * 1e6)}
     print(f"preparing {args.size:g} MB of tiny Shakespeare repeated with data/text/prepare.py, and "
-          f"{args.before_size:g} MB with it and with the scripts' algorithm before data/text/prepare.py, one process each")
+          f"{args.before_size:g} MB with it and with the scripts' earlier algorithm, one process each")
     runs, load = [], [os.getloadavg()[0]]  # other work on the machine slows every run alike: recorded beside them
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         for size in sizes.values():
