@@ -1,7 +1,7 @@
 """bench.py prepare: wall time and peak memory of data/text/prepare.py on a large text (tiny Shakespeare repeated),
 characters and GPT-2 BPE, against the Shakespeare scripts' algorithm before data/text/prepare.py (before(), below)
-on a smaller one. Each preparation runs in a process of its own, whose peak RSS the kernel reports when it ends (wait4), started
-from a lean one (measure())."""
+on a smaller one. Each preparation runs in a process of its own, whose peak RSS the kernel reports when it ends
+(wait4), started from a lean one (measure())."""
 import argparse
 import hashlib
 import importlib.util
