@@ -194,10 +194,12 @@ def prepare_dataset(dataset):
     if all(os.path.exists(os.path.join(directory, f)) for f in ("train.bin", "val.bin", "meta.json")):
         return
     script = os.path.join(SCRIPTS_DIR, dataset, "prepare.py")
-    if not os.path.exists(script):
-        known = sorted(d for d in os.listdir(SCRIPTS_DIR) if os.path.exists(os.path.join(SCRIPTS_DIR, d, "prepare.py")))
-        raise ConfigError(f"unknown dataset {dataset!r}; prepared datasets live in data/<name>/ "
-                          f"(known: {', '.join(known + ['selective_copying'])})")
+    if not os.path.exists(script) or dataset == "text":  # data/text/prepare.py makes datasets of other names
+        known = sorted(d for d in os.listdir(SCRIPTS_DIR)
+                       if d != "text" and os.path.exists(os.path.join(SCRIPTS_DIR, d, "prepare.py")))
+        raise ConfigError(f"unknown dataset {dataset!r}: nothing is prepared under {directory}. For your own text: "
+                          f"python data/text/prepare.py --input FILE --name {dataset} (built in: "
+                          f"{', '.join(known + ['selective_copying'])})")
     print(f"dataset {dataset!r} is not prepared yet; running data/{dataset}/prepare.py")
     spec = importlib.util.spec_from_file_location(f"prepare_{dataset}", script)
     module = importlib.util.module_from_spec(spec)
@@ -209,6 +211,13 @@ def prepare_dataset(dataset):
     except OSError as e:
         raise DataError(f"could not prepare {dataset!r} ({e}). Without internet, point it at a local copy: "
                         f"python data/{dataset}/prepare.py --input PATH/TO/input.txt") from None
+
+
+def how_to_prepare(dataset):
+    """The command that makes dataset: its own script, or data/text/prepare.py for a dataset of the user's text."""
+    if os.path.exists(os.path.join(SCRIPTS_DIR, dataset, "prepare.py")) and dataset != "text":
+        return f"python data/{dataset}/prepare.py"
+    return f"python data/text/prepare.py --input FILE --name {dataset} --force"
 
 
 class Batches:
@@ -228,7 +237,7 @@ class Batches:
             if size % 2 or expected is not None and size != 2 * expected:
                 should = "whole uint16 tokens" if expected is None else f"{expected} uint16 tokens"
                 raise DataError(f"{path} is {size} bytes, but should hold {should}: the file is truncated or "
-                                f"stale; prepare the dataset again (python data/{dataset}/prepare.py)")
+                                f"stale; prepare the dataset again ({how_to_prepare(dataset)})")
             if size // 2 < block_size + 1:
                 raise DataError(f"{path} holds {size // 2} tokens, fewer than block_size + 1 = {block_size + 1}; "
                                 f"use a smaller block_size or more data")

@@ -9,6 +9,7 @@ import pytest
 
 import common
 from common import DataError, load_meta, prepare_dataset
+from configurator import ConfigError
 
 SCRIPTS = sorted(d for d in os.listdir(common.SCRIPTS_DIR) if os.path.exists(os.path.join(common.SCRIPTS_DIR, d,
                                                                                           "prepare.py")))
@@ -51,3 +52,11 @@ def test_a_dataset_without_meta_json_is_prepared_again(tmp_path, monkeypatch):
         text = f.read()
     assert meta["vocab_size"] == len(set(text)) and meta["train_tokens"] + meta["val_tokens"] == len(text)
     assert os.path.getsize(tmp_path / "shakespeare_char" / "val.bin") == 2 * meta["val_tokens"]
+
+
+def test_an_unprepared_dataset_of_your_own_says_how_to_prepare_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "DATA_DIR", str(tmp_path))
+    for name in ("mytext", "text"):  # data/text/ holds the script for your own text, not a dataset named text
+        with pytest.raises(ConfigError, match=f"python data/text/prepare.py --input FILE --name {name}"):
+            prepare_dataset(name)
+    assert common.how_to_prepare("shakespeare_char") == "python data/shakespeare_char/prepare.py"
