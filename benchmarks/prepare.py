@@ -20,6 +20,8 @@ def before(tokenizer, path, out_dir):
     """data/shakespeare_char/prepare.py's and data/shakespeare/prepare.py's algorithm before data/text/prepare.py, the
     baseline: the whole text in memory, then every token of each split as a Python list."""
     import numpy as np
+
+    from common import write_json
     with open(path, encoding="utf-8") as f:
         text = f.read()
     n = len(text)
@@ -34,8 +36,7 @@ def before(tokenizer, path, out_dir):
         ids = np.array(encode(part), dtype=np.uint16)
         ids.tofile(os.path.join(out_dir, f"{split}.bin"))
         meta[f"{split}_tokens"] = len(ids)
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:
-        json.dump(meta, f)
+    write_json(os.path.join(out_dir, "meta.json"), meta, indent=None)
 
 
 def measure(cmd):
