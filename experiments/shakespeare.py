@@ -142,7 +142,9 @@ def report(stem, data):
     # the first eval (the untrained model, loss ~ln(vocab)) would squash the part of the curves that differs
     later = [e["val"] for runs in data["curves"].values() for run in runs for e in run[1:]]
     ylim = (min(later) - 0.05, max(later) + 0.05) if later else None
-    save_plot(f"{stem}.png", f"Shakespeare ({data['budget']} budget): val loss", "val loss", curves, ylim)
+    when = ", equal CPU time" if timed else ""
+    save_plot(f"{stem}.png", f"Shakespeare ({data['budget']} budget{when}): val loss", "val loss (20-batch estimate)",
+              curves, ylim)
 
 
 def mean_curves(curves):

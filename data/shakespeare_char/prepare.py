@@ -94,7 +94,7 @@ def main(prepare=prepare, doc=__doc__, out_dir=HERE):
     args = parser.parse_args()
     try:
         prepare(args.input, args.out_dir, **({"plays": args.plays} if args.plays else {}))
-    except text_prepare().TextError as e:  # a file that is empty, binary or not UTF-8
+    except (text_prepare().TextError, FileNotFoundError) as e:  # a file missing, empty, binary or not UTF-8
         raise SystemExit(f"error: {e}") from None
 
 
