@@ -13,12 +13,15 @@ iteration; the GPT with a sequence length warmup, MIXER_ARGS), then measured whe
     python -m experiments.long_context --jobs 2            # train what is missing, then measure
     python -m experiments.long_context --mixers gpt mingru  # only these (training; the measurements use all present)
     python -m experiments.long_context --seeds 3 --jobs 2   # also seeds 1 and 2 of each, for the loss's spread
+    python -m experiments.long_context --report_only        # the table again, from the JSON
 
 Trained models go to experiments_out/long_context/<mixer>/ (the config's seed; the one measured) and
 <mixer>-seed<N>/ (a model whose train.log ends with its whole-split loss is not trained again); the measurements
-write bench_out/state_loss_{512,1024,2048}.* and bench_out/length.*.
+write bench_out/state_loss_{512,1024,2048}.* and bench_out/length.*. The losses go to experiments_out/long_context.json
+and the table to long_context.md.
 """
 import argparse
+import json
 import os
 import re
 import statistics
@@ -26,6 +29,7 @@ from types import SimpleNamespace
 
 from common import write_json
 from experiments.runs import read_log, run_side_by_side, threads_per_job, train_run
+from experiments.search import NAMES, fmt
 
 MIXERS = ("gpt", "mingru", "minlstm", "mamba")
 LONG = ["--block_size=512", "--batch_size=4", "--eval_interval=500", "--eval_iters=10"]
@@ -42,6 +46,35 @@ def run_args(mixer, seed=None, extra=()):
             *([] if seed is None else [f"--seed={seed}"]), *extra]
 
 
+def per_seed(entry, split):
+    """A mixer's whole-split losses on split, the config's seed first, then seeds 1, 2, ... (None if any lacks it)."""
+    first = entry.get(f"whole_split_{split}_loss")
+    others = entry.get("other_seeds" if split == "val" else "other_seeds_test", {})
+    return None if first is None else [first, *(others[s] for s in sorted(others, key=int))]
+
+
+def report(data):
+    """The table (stdout and experiments_out/long_context.md): each mixer's val and test over its seeds, and each RNN's
+    difference to the GPT paired by seed (positive: the GPT is lower). Its std, not the two models' own spreads,
+    says whether a difference holds from seed to seed."""
+    rows = ["| mixer at 512 tokens | whole val split (mean ± std) | whole test split, unseen plays | val - GPT's, "
+            "paired by seed | test - GPT's, paired by seed | val per seed | test per seed |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for m, entry in data.items():
+        cells = []
+        for split in ("val", "test"):
+            here, gpt = per_seed(entry, split), per_seed(data.get("gpt", {}), split)
+            cells.append(fmt(here) if here else "")
+            diffs = [a - b for a, b in zip(here, gpt)] if here and gpt and m != "gpt" else None
+            cells.append(f"{'+' if statistics.mean(diffs) >= 0 else ''}{fmt(diffs)}" if diffs else "")
+        seeds = [", ".join(f"{v:.4f}" for v in per_seed(entry, split) or []) for split in ("val", "test")]
+        rows.append(f"| {NAMES[m]} | {cells[0]} | {cells[2]} | {cells[1]} | {cells[3]} | {seeds[0]} | {seeds[1]} |")
+    table = "\n".join(rows)
+    print(table)
+    with open(os.path.join(OUT, "long_context.md"), "w") as f:
+        f.write(table + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mixers", nargs="+", choices=MIXERS, default=list(MIXERS))
@@ -49,9 +82,13 @@ def main():
                         "model), then seeds 1, 2, ... for the spread of the loss")
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side, each on cpu_count/jobs threads")
     parser.add_argument("--train_only", action="store_true", help="train what is missing, measure nothing")
+    parser.add_argument("--report_only", action="store_true", help="the table again, from long_context.json")
     parser.add_argument("extra", nargs="*", help="overrides passed to train.py, after --")
     args = parser.parse_args()
     root = os.path.join(OUT, "long_context")
+    if args.report_only:
+        with open(os.path.join(OUT, "long_context.json")) as f:
+            return report(json.load(f))
 
     def out_dir(mixer, seed=None):
         return os.path.join(root, mixer if seed is None else f"{mixer}-seed{seed}")
@@ -89,11 +126,7 @@ def main():
                 data[m].update(other_seeds_test={str(s): w["test"] for s, w in other.items()},
                                test_mean=statistics.mean(tests), test_std=statistics.stdev(tests))
     write_json(os.path.join(OUT, "long_context.json"), data)
-    for m in have:
-        spread = f"; over {len(data[m]['other_seeds']) + 1} seeds {data[m]['mean']:.4f} ± {data[m]['std']:.4f}" \
-            if "mean" in data[m] else ""
-        test = f"; test {data[m]['test_mean']:.4f} ± {data[m]['test_std']:.4f}" if "test_mean" in data[m] else ""
-        print(f"{m} at 512: whole-split val loss {data[m]['whole_split_val_loss']:.4f}{spread}{test}")
+    report(data)
     if args.train_only:
         return
     from benchmarks.length import bench_length

@@ -3,7 +3,8 @@ The equal-effort search at 512 tokens: every mixer from its CPU recipe (what the
 config/shakespeare_char_cpu_<mixer>.py) trained on 512-token windows (long_context.LONG: batch 4, 2000 iterations),
 over the cells that matter most there, the same cells for all four:
 
-1. the learning rate: the 64-token winner's, and its two neighbours (0.5x and 2x);
+1. the learning rate: the 64-token winner's, and its two neighbours (0.5x and 2x), widened by 2x while the best
+   sits at an edge (the 64-token search's rule);
 2. one change at a time from stage 1's best: the sequence length warmup (32 windows of 64 tokens grown to 4 of 512
    over the first 1,000 iterations, which long_context gave the GPT alone), and the other embedding tying;
 3. both, where both beat stage 2's start;
@@ -70,12 +71,17 @@ def runs(data, mixer, setting, split="val"):
 
 def stage_cells(mixer, screen):
     """{cell name: (stage, setting)} of the cells that can be named from the seed-0 val losses so far (screen)."""
-    start = base(mixer)
-    cells = {f"lr_x{f:g}": ("1 learning rate", {**start, "learning_rate": start["learning_rate"] * f})
-             for f in (0.5, 1, 2)}
-    if any(name not in screen for name in cells):
-        return cells
-    best = min(cells, key=screen.get)
+    start, factors = base(mixer), [0.5, 1, 2]
+    while True:  # widened by 2x while the best rate sits at an edge, as the 64-token search's stage 1
+        cells = {f"lr_x{f:g}": ("1 learning rate", {**start, "learning_rate": start["learning_rate"] * f})
+                 for f in factors}
+        if any(name not in screen for name in cells):
+            return cells
+        best = min(cells, key=screen.get)
+        edge = {f"lr_x{factors[0]:g}": [factors[0] / 2], f"lr_x{factors[-1]:g}": [factors[-1] * 2]}.get(best)
+        if not edge:
+            break
+        factors = sorted(factors + edge)
     start = cells[best][1]
     changes = {"seq_warmup": {"seq_warmup_iters": WARMUP}, "other_tying": {"tie_embeddings": not
                                                                             start["tie_embeddings"]}}
@@ -136,12 +142,13 @@ def main():
             record_run(stem, data, (mixer, run_key(setting), str(seed)), {**whole_record(whole), "evals": evals})
 
     while not args.report_only:  # one round per stage, every mixer's next cells together
-        todo = []
+        screens, confirms = [], []  # every mixer's screening runs first: they name the next stage's cells
         for mixer in args.mixers:
             named, screen = named_and_screen(data, mixer)
-            todo += [(mixer, n, s, SCREEN) for n, (_, s) in named.items() if n not in screen]
-            todo += [(mixer, n, named[n][1], seed) for n in finalists(named, screen, args.finalists)
-                     for seed in SEEDS[1:] if seed not in runs(data, mixer, named[n][1])]
+            screens += [(mixer, n, s, SCREEN) for n, (_, s) in named.items() if n not in screen]
+            confirms += [(mixer, n, named[n][1], seed) for n in finalists(named, screen, args.finalists)
+                         for seed in SEEDS[1:] if seed not in runs(data, mixer, named[n][1])]
+        todo = screens + confirms
         if not todo:
             break
         print(f"{len(todo)} runs in this round, {args.jobs} at a time")

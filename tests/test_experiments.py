@@ -128,6 +128,23 @@ def test_long_context_driver_adds_seeds_and_their_spread(char_dataset, tmp_path,
     assert r["std"] == pytest.approx(abs(losses[0] - losses[1]) / 2 ** 0.5)
 
 
+def test_long_context_table_pairs_each_rnn_with_the_gpt_seed_by_seed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(long_context, "OUT", str(tmp_path))
+    data = {"gpt": {"whole_split_val_loss": 1.46, "other_seeds": {"2": 1.45, "1": 1.47},
+                    "whole_split_test_loss": 1.62, "other_seeds_test": {"1": 1.63, "2": 1.61}},
+            "mingru": {"whole_split_val_loss": 1.48, "other_seeds": {"1": 1.50, "2": 1.46},
+                       "whole_split_test_loss": 1.66, "other_seeds_test": {"1": 1.66, "2": 1.66}},
+            "mamba": {"whole_split_val_loss": 1.49}}  # one seed, no test split
+    long_context.report(data)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in (tmp_path / "long_context.md").read_text()
+            .splitlines()[2:]}
+    # minGRU - GPT by seed (1337, 1, 2): val +0.02, +0.03, +0.01; test +0.04, +0.03, +0.05
+    assert rows["minGRU"][2] == "+0.0200 ± 0.0100" and rows["minGRU"][3] == "+0.0400 ± 0.0100"
+    assert rows["minGRU"][4] == "1.4800, 1.5000, 1.4600" and rows["GPT (attention)"][2] == ""
+    assert rows["Mamba"][:4] == ["1.4900", "", "+0.0300", ""]
+    assert "| minGRU |" in capsys.readouterr().out
+
+
 def test_a_failed_run_stops_the_driver_and_names_its_log(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="failed; see .*train.log"):
         run_driver(selective_copying, monkeypatch, tmp_path, ["--layers", "1", "--mixers", "mingru", "--",
@@ -192,18 +209,27 @@ def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch)
 
     monkeypatch.setattr(long_search, "train_run", fake_train_run)
     run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
-    # stage 1: 1.5e-3, 3e-3 and 6e-3; stage 2 from 6e-3 (the best val; test would have chosen 1.5e-3)
-    assert sorted(c[1] for c in calls if c[4] == 1337)[:3] == [1.5e-3, 3e-3, 6e-3]
-    stage2 = calls[3:5]
+    # stage 1: 1.5e-3, 3e-3 and 6e-3, widened to 1.2e-2 since 6e-3 (the best val; test would have chosen 1.5e-3)
+    # sits at the edge; 1.2e-2 is no better, so stage 2 goes on from 6e-3
+    assert [c[1] for c in calls[:4]] == [1.5e-3, 3e-3, 6e-3, 1.2e-2]
+    stage2 = calls[4:6]
     assert {(c[1], c[2], c[3]) for c in stage2} == {(6e-3, 1000, False), (6e-3, 0, True)}
     # only the warmup beat stage 2's start: no stage 3; the finalist (lr 6e-3 + warmup) gets seeds 1 and 2
-    assert calls[5:] == [("minlstm", 6e-3, 1000, False, 1), ("minlstm", 6e-3, 1000, False, 2)]
+    assert calls[6:] == [("minlstm", 6e-3, 1000, False, 1), ("minlstm", 6e-3, 1000, False, 2)]
     name, setting = long_search.best(json.loads((tmp_path / "long_search.json").read_text()), "minlstm")
     assert name == "lr_x2+seq_warmup" and setting["seq_warmup_iters"] == 1000
     table = (tmp_path / "long_search.md").read_text()
     assert "| minLSTM | lr_x2+seq_warmup |" in table and "1.4710 ± 0.0010" in table and "1.5290 ± 0.0010" in table
     run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
-    assert len(calls) == 7  # everything was in the JSON already
+    assert len(calls) == 8  # everything was in the JSON already
+
+
+def test_long_search_widens_the_learning_rate_while_the_best_sits_at_an_edge():
+    cells = long_search.stage_cells("gpt", {"lr_x0.5": 1.46, "lr_x1": 1.47, "lr_x2": 1.48})
+    assert set(cells) == {"lr_x0.25", "lr_x0.5", "lr_x1", "lr_x2"}  # waits for lr_x0.25's run
+    assert cells["lr_x0.25"][1]["learning_rate"] == pytest.approx(long_search.base("gpt")["learning_rate"] / 4)
+    cells = long_search.stage_cells("gpt", {"lr_x0.25": 1.465, "lr_x0.5": 1.46, "lr_x1": 1.47, "lr_x2": 1.48})
+    assert "lr_x0.125" not in cells and "lr_x0.5+seq_warmup" in cells  # inside now: stage 2 from lr_x0.5
 
 
 def test_long_search_reads_long_contexts_run_where_it_is_the_same_run(tmp_path, monkeypatch):
