@@ -148,7 +148,8 @@ def main():
             screens += [(mixer, n, s, SCREEN) for n, (_, s) in named.items() if n not in screen]
             confirms += [(mixer, n, named[n][1], seed) for n in finalists(named, screen, args.finalists)
                          for seed in SEEDS[1:] if seed not in runs(data, mixer, named[n][1])]
-        todo = screens + confirms
+        # a round of screens (their results name the next cells), topped up to fill its last pair of jobs
+        todo = screens + confirms[:-len(screens) % args.jobs] if screens else confirms
         if not todo:
             break
         print(f"{len(todo)} runs in this round, {args.jobs} at a time")
