@@ -25,7 +25,9 @@ def section(title):
 
 
 @pytest.mark.parametrize("table", ["experiments_out/shakespeare_cpu.md", "experiments_out/recipe.md",
-                                   "experiments_out/search.md", "experiments_out/selective_copying.md"])
+                                   "experiments_out/search.md", "experiments_out/selective_copying.md",
+                                   "experiments_out/shakespeare_cpu_equal_time.md", "experiments_out/long_context.md",
+                                   "experiments_out/long_search.md"])
 def test_experiment_tables_appear_verbatim(table):
     for line in read(table).strip().splitlines():
         assert line in RESULTS, f"{table}: {line!r} is not in docs/results.md; paste the regenerated table"
@@ -153,32 +155,61 @@ def test_long_context_state_loss_table_matches_its_json(tokens):
         assert f"| {label} | {r['state_bytes']:,} | {r['val_loss']:.4f} |" in text, name
 
 
+def headline():
+    return README.split("## Headline")[1].split("\n## ")[0]
+
+
 def test_readme_headline_matches_the_results():
-    """The headline table's losses are the Shakespeare table's, its state bytes state_loss.json's, and its times
-    throughput.json's eager ratios to the GPT."""
-    rows = {line.split("|")[1].strip(): line for line in README.split("## Headline")[1].split("##")[0].splitlines()
-            if line.startswith("| ") and "---" not in line}
+    """The headline table's losses and paired differences are the Shakespeare table's (test and val), its state bytes
+    state_loss.json's, and its times throughput.json's eager ratios to the GPT."""
+    lines = [line for line in headline().splitlines() if line.startswith("| ") and "---" not in line]
+    header = [c.strip() for c in lines[0].split("|")[1:-1]]
+    rows = {cells[0]: dict(zip(header, cells)) for line in lines[1:]
+            if (cells := [c.strip() for c in line.split("|")[1:-1]])}
     # the Shakespeare table's losses, which rerun the search's summary (each mixer at its best, three seeds): the
     # configs hold the search's winners, and a run repeats exactly on one machine; the search's runs were made on
     # several, whose float rounding moves a loss by up to ~0.008, so a mean moves by less than 0.01
-    shakespeare = {line.split("|")[1].strip(): line.split("|")[2].strip()
-                   for line in read("experiments_out", "shakespeare_cpu.md").splitlines()[2:]}
+    table = read("experiments_out", "shakespeare_cpu.md").splitlines()
+    columns = [c.strip() for c in table[0].split("|")[1:-1]]
+    shakespeare = {cells[0]: dict(zip(columns, cells)) for line in table[2:]
+                   if (cells := [c.strip() for c in line.split("|")[1:-1]])}
     summary = read("experiments_out", "search.md").split("**Each mixer at its best**")[1]
     searched = {line.split("|")[1].strip(): line.split("|")[4].strip()
                 for line in summary.splitlines() if line.startswith("| ") and "---" not in line
                 and not line.startswith("| mixer |")}
     assert searched.keys() == shakespeare.keys()
     for name, loss in searched.items():
-        assert abs(float(loss.split(" ")[0]) - float(shakespeare[name].split(" ")[0])) < 0.01, name
+        val = shakespeare[name]["whole val split (mean ± std)"]
+        assert abs(float(loss.split(" ")[0]) - float(val.split(" ")[0])) < 0.01, name
     state = json.loads(read("bench_out", "state_loss.json"))
     eager = {r["mixer"]: r["ms_per_iter"] for r in json.loads(read("bench_out", "throughput.json"))["rows"]
              if not r["compile"] and r["scan"] != "chunked, C_KERNELS=0"}
     for name, label, key in (("GPT (attention)", "GPT", "attn"), ("minGRU", "minGRU", "mingru"),
                              ("minLSTM", "minLSTM", "minlstm"), ("Mamba", "Mamba", "mamba")):
-        cells = [c.strip() for c in rows[label].split("|")[2:5]]
-        assert cells[0] == shakespeare[name], label
+        row, source = rows[label], shakespeare[name]
+        assert row["test loss, unseen plays (3 seeds)"] == source["whole test split, unseen plays"], label
+        assert row["test - GPT's, paired by seed"] == source["test - GPT's, paired by seed"], label
+        assert row["val loss, whole split (3 seeds)"] == source["whole val split (mean ± std)"], label
         full = max(e["state_bytes"] for e in state["gpt"]["window"])  # the full cache, K = block_size
         nbytes = full if key == "attn" else state["rnn"][key]["state_bytes"]
-        assert cells[1].startswith(f"{nbytes:,} bytes"), label
-        assert cells[2].startswith(f"{eager[key] / eager['attn']:.2f}x"), label
+        assert row["state per sequence"].startswith(f"{nbytes:,} bytes"), label
+        assert row["training time per iteration"].startswith(f"{eager[key] / eager['attn']:.2f}x"), label
     assert len(README.splitlines()) <= 300
+
+
+def test_readme_headline_differences_come_from_the_results():
+    """Each paired difference the headline's sentences quote (64 tokens and equal CPU time: the Shakespeare
+    drivers' JSON; 512 tokens: long_context.json), as "0.020 ± 0.005", GPT's minus the RNN's at 64 tokens."""
+    text = " ".join(headline().split())
+    for stem in ("shakespeare_cpu", "shakespeare_cpu_equal_time"):
+        pairs = json.loads(read("experiments_out", f"{stem}.json"))["paired"]
+        for mixer, by_split in pairs.items():
+            test = by_split["test"]
+            assert test["mean"] < 0 and f"{-test['mean']:.3f} ± {test['std']:.3f}" in text, (stem, mixer)
+    from experiments.long_context import per_seed
+    data = json.loads(read("experiments_out", "long_context.json"))
+    gpt = per_seed(data["gpt"], "test")
+    for mixer in ("mingru", "minlstm", "mamba"):
+        diffs = [a - b for a, b in zip(per_seed(data[mixer], "test"), gpt)]
+        mean, std = sum(diffs) / 3, (sum((d - sum(diffs) / 3) ** 2 for d in diffs) / 2) ** 0.5
+        assert mean > 0 and f"{mean:.3f} ± {std:.3f}" in text, mixer  # the GPT below the RNN at 512
