@@ -7,6 +7,7 @@ val split at the end of training.
     python -m experiments.search                          # every mixer, 2 runs side by side
     python -m experiments.search --mixers gpt mingru --finalists 1
     python -m experiments.search --report_only            # the tables and plot again, from the JSON
+    python -m experiments.search --test                   # the confirmed cells' runs again, for the test split
 
 The stages, each chosen from the results before it by the same rule for every mixer:
 1. optimizer x learning rate: AdamW at the base's learning rate (experiments.recipe bracketed AdamW's around it),
@@ -20,6 +21,11 @@ The stages, each chosen from the results before it by the same rule for every mi
    stage 4's rule again over every cell, so a stage-5 cell among the best at seed 0 gets seeds 1 and 2 too.
 A run already in experiments_out/search.json is not run again, so an interrupted search resumes where it stopped.
 Writes search.json (the truth), search.md and search.png.
+
+The search was run before the test split existed. --test trains each confirmed cell's three runs again (the same
+command) where the dataset has test.bin, and adds the run's whole test split loss to its record ("whole_test",
+with that run's own val loss as "retest_val"; "whole_val" stays the one every choice was made by). The tables
+report test beside val; no choice reads it.
 """
 import argparse
 import json
@@ -113,6 +119,12 @@ def losses(data, mixer, setting):
     return {int(s): r["whole_val"] for s, r in runs.items()}
 
 
+def test_losses(data, mixer, setting):
+    """{seed: whole test split loss} of a setting's runs that have one: reported, never chosen by."""
+    runs = data["runs"].get(mixer, {}).get(run_key(setting), {})
+    return {int(s): r["whole_test"] for s, r in runs.items() if "whole_test" in r}
+
+
 def cell_losses(data, mixer, named):
     """{cell name: {seed: loss}} of the named cells."""
     return {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
@@ -148,6 +160,8 @@ def main():
     parser.add_argument("--finalists", type=int, default=2, help="cells confirmed on seeds 1 and 2 per mixer")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side, each on cpu_count/jobs threads")
     parser.add_argument("--report_only", action="store_true", help="redo the tables and plot from the JSON")
+    parser.add_argument("--test", action="store_true", help="train the confirmed cells' runs again for their test "
+                        "split loss (data/shakespeare_char/test.bin: prepare.py --plays)")
     args = parser.parse_args()
     stem = os.path.join(OUT, "search")
     data = {"runs": {}}
@@ -163,10 +177,28 @@ def main():
         evals, whole = train_run([CONFIG.format(mixer), *overrides, f"--seed={seed}", f"--out_dir={out_dir}"],
                                  os.path.join(out_dir, "train.log"), threads=threads_per_job(args.jobs),
                                  label=f"[{mixer} {name} seed {seed}] ")
+        key = (mixer, run_key(setting), str(seed))
+        earlier = data["runs"].get(mixer, {}).get(key[1], {}).get(key[2])
+        if earlier:  # --test: the earlier record keeps its val and curve, the choices' evidence
+            if "test" not in whole:
+                raise SystemExit("--test needs data/shakespeare_char/test.bin: python "
+                                 "data/shakespeare_char/prepare.py --plays")
+            record = {**earlier, "whole_test": whole["test"], "retest_val": whole["val"]}
+        else:
+            record = {**whole_record(whole), "evals": evals}
         with lock:
-            record_run(stem, data, (mixer, run_key(setting), str(seed)), {**whole_record(whole), "evals": evals})
+            record_run(stem, data, key, record)
 
-    while not args.report_only:  # one round per stage: every mixer's next cells, then what they make nameable
+    if args.test:  # each confirmed cell's runs without a test loss, trained again
+        todo = []
+        for mixer in args.mixers:
+            named, _ = screen_losses(data, mixer, args.finalists)
+            todo += [(mixer, name, setting, seed) for name, (_, setting) in named.items()
+                     if name in confirmed(cell_losses(data, mixer, named))
+                     for seed in (0, 1, 2) if seed not in test_losses(data, mixer, setting)]
+        print(f"{len(todo)} runs again for the test split, {args.jobs} at a time")
+        run_side_by_side(run, todo, args.jobs)
+    while not args.report_only and not args.test:  # one round per stage: the next cells, then what they make nameable
         todo = []
         for mixer in args.mixers:
             named, screen = screen_losses(data, mixer, args.finalists)
@@ -191,6 +223,12 @@ def fmt(values):
     return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
 
 
+def tested(data, mixer, setting):
+    """A cell's test loss over seeds 0-2 as a table cell ("" until --test has run all three)."""
+    runs = test_losses(data, mixer, setting)
+    return fmt([runs[s] for s in (0, 1, 2)]) if all(s in runs for s in (0, 1, 2)) else ""
+
+
 def report(stem, data, n):
     """One table per mixer with the same rows (stage, cell, change from the base, seed 0, three seeds), a summary
     table of each mixer at its best, and a dot plot of every cell."""
@@ -201,22 +239,24 @@ def report(stem, data, n):
             continue
         lines += [f"**{NAMES[mixer]}**, base (`{CONFIG.format(mixer)}` before the search): "
                   f"{describe(BASES[mixer], {})}", "",
-                  "| stage | cell | change from the base | seed 0 | seeds 0-2 (mean ± std) |",
-                  "| --- | --- | --- | --- | --- |"]
+                  "| stage | cell | change from the base | seed 0 | seeds 0-2 (mean ± std) | seeds 0-2, test |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for name, (stage, setting) in named.items():
             runs = losses(data, mixer, setting)
             three = fmt([runs[s] for s in (0, 1, 2)]) if all(s in runs for s in (0, 1, 2)) else ""
             seed0 = f"{runs[0]:.4f}" if 0 in runs else "(not run)"
-            lines.append(f"| {stage} | {name} | {describe(setting, BASES[mixer])} | {seed0} | {three} |")
+            lines.append(f"| {stage} | {name} | {describe(setting, BASES[mixer])} | {seed0} | {three} | "
+                         f"{tested(data, mixer, setting)} |")
         lines.append("")
         top = best(data, mixer, named)
         if top:
             summary.append(f"| {NAMES[mixer]} | {top[0]} | {describe(named[top[0]][1], BASES[mixer])} | "
-                           f"{fmt(top[1])} |")
+                           f"{fmt(top[1])} | {tested(data, mixer, named[top[0]][1])} |")
     if summary:
-        lines += ["**Each mixer at its best** (the finalist with the lowest mean over seeds 0, 1 and 2)", "",
-                  "| mixer | cell | change from the base | whole-split val loss, 3 seeds |",
-                  "| --- | --- | --- | --- |", *summary, ""]
+        lines += ["**Each mixer at its best** (the finalist with the lowest mean over seeds 0, 1 and 2; test is "
+                  "reported, never chosen by)", "",
+                  "| mixer | cell | change from the base | whole-split val loss, 3 seeds | whole test split, 3 seeds |",
+                  "| --- | --- | --- | --- | --- |", *summary, ""]
     table = "\n".join(lines)
     print(table)
     with open(f"{stem}.md", "w") as f:

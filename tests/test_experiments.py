@@ -196,6 +196,41 @@ def test_search_names_stage_five_from_the_confirmed_finalist_with_the_lowest_mea
     assert search.finalists(search.all_cells("minlstm", screen, means, 2), screen, 2) == []  # stage 5 not screened
 
 
+def test_search_test_retrains_the_confirmed_cells_and_keeps_the_val_it_chose_by(tmp_path, monkeypatch):
+    calls, tested = [], []
+
+    def fake_train_run(args, log_path, threads=None, label=""):
+        c = parse_config(train.Config, args)
+        calls.append((c.optimizer, c.learning_rate, c.norm, c.seed))
+        val = 1.6 - 0.05 * (c.optimizer == "muon") - 0.01 * (c.norm == "rmsnorm") + 0.001 * c.seed
+        # the retrain moves val a little (another machine); its test split is new
+        return [], {"val": val + 0.002 * bool(tested), **({"test": 1.8 - c.seed * 0.01} if tested else {})}
+
+    monkeypatch.setattr(search, "train_run", fake_train_run)
+    run_driver(search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
+    before = json.loads((tmp_path / "search.json").read_text())
+    confirmed = {(m, key) for m, cells in before["runs"].items() for key, runs in cells.items() if len(runs) == 3}
+    assert len(confirmed) >= 1 and "seeds 0-2, test" in (tmp_path / "search.md").read_text()
+    searched = len(calls)
+    tested.append(True)
+    run_driver(search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1", "--test"])
+    assert len(calls) == searched + 3 * len(confirmed)  # each confirmed cell's three seeds, nothing else
+    after = json.loads((tmp_path / "search.json").read_text())
+    for mixer, key in confirmed:
+        for seed, run in after["runs"][mixer][key].items():
+            old = before["runs"][mixer][key][seed]
+            assert run["whole_val"] == old["whole_val"] and run["evals"] == old["evals"]  # the choices' evidence
+            assert run["whole_test"] == pytest.approx(1.8 - int(seed) * 0.01)
+            assert run["retest_val"] == pytest.approx(old["whole_val"] + 0.002)
+    unconfirmed = [r for cells in after["runs"].values() for key, runs in cells.items() for r in runs.values()
+                   if len(runs) < 3]
+    assert unconfirmed and not any("whole_test" in r for r in unconfirmed)
+    summary = (tmp_path / "search.md").read_text().split("**Each mixer at its best**")[1]
+    assert "| minLSTM |" in summary and "| 1.7900 ± 0.0100 |" in summary
+    run_driver(search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1", "--test"])
+    assert len(calls) == searched + 3 * len(confirmed)  # all tested already
+
+
 def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch):
     calls = []
 
