@@ -27,6 +27,27 @@ os.environ["MINRNN_DATA_DIR"] = tempfile.mkdtemp(prefix="minrnn-test-data-")
 atexit.register(shutil.rmtree, os.environ["MINRNN_DATA_DIR"], ignore_errors=True)
 
 
+def triton_interpreter_problem():
+    """Why Triton's CPU interpreter cannot run kernels here, or None. Before Triton 3.7 the interpreter turns a
+    one-element array into a Python int with int(array), which NumPy 2.4 refuses ("only 0-dimensional arrays can be
+    converted to Python scalars"); PyTorch 2.9's CUDA build pins Triton 3.5. The kernels on a GPU are not affected."""
+    try:
+        import numpy
+        import triton
+    except ImportError:
+        return None
+
+    def version(v):
+        return tuple(int(part) for part in v.split("+")[0].split(".")[:2])
+    if version(triton.__version__) < (3, 7) and version(numpy.__version__) >= (2, 4):
+        return (f"Triton {triton.__version__}'s CPU interpreter fails with NumPy {numpy.__version__} (fixed in "
+                "Triton 3.7; or install numpy<2.4)")
+    return None
+
+
+INTERPRETER_PROBLEM = None if torch.cuda.is_available() else triton_interpreter_problem()
+
+
 @pytest.fixture(scope="session")
 def char_dataset():
     """tests/data's excerpt of tiny Shakespeare at the character level, as data/shakespeare_char/prepare.py prepares

@@ -1,14 +1,16 @@
 """Every scan backend against the float64 loop: values, gradients (h0's included), precision, edge cases."""
 import pytest
 import torch
+from conftest import INTERPRETER_PROBLEM
 from torch.nn import functional as F
 
 import scan as scan_module
 from scan import BACKENDS, scan
 
 # the triton backend runs here under Triton's CPU interpreter (tests/conftest.py sets TRITON_INTERPRET=1)
-TRITON = pytest.param("triton", marks=pytest.mark.skipif(not scan_module.triton_usable("cpu"),
-                                                         reason="needs Triton: pip install triton"))
+TRITON = pytest.param("triton", marks=[pytest.mark.skipif(not scan_module.triton_usable("cpu"),
+                                                          reason="needs Triton: pip install triton"),
+                                       pytest.mark.skipif(bool(INTERPRETER_PROBLEM), reason=str(INTERPRETER_PROBLEM))])
 # the c backend needs kernels/cpu.c built (a C compiler); the CPU's default where it is
 C = pytest.param("c", marks=pytest.mark.skipif(not scan_module.c_usable("cpu"),
                                                reason="kernels/cpu.c could not be built"))
