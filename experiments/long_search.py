@@ -154,7 +154,7 @@ def main():
             break
         print(f"{len(todo)} runs in this round, {args.jobs} at a time")
         run_side_by_side(run, todo, args.jobs)
-    report(stem, data)
+    report(stem, data, args.finalists)
 
 
 def confirmed(data, mixer, setting, split="val"):
@@ -163,17 +163,18 @@ def confirmed(data, mixer, setting, split="val"):
     return [r[s] for s in SEEDS] if all(s in r for s in SEEDS) else None
 
 
-def best(data, mixer):
-    """The confirmed cell with the lowest mean val loss over the three seeds: (name, setting), or None."""
-    named, _ = named_and_screen(data, mixer)
-    done = {name: v for name, (_, s) in named.items() if (v := confirmed(data, mixer, s))}
-    if not done:
+def best(data, mixer, n=2):
+    """The finalist with the lowest mean val loss over the three seeds: (name, setting), or None until each of the n
+    finalists has all three."""
+    named, screen = named_and_screen(data, mixer)
+    done = {name: confirmed(data, mixer, named[name][1]) for name in finalists(named, screen, n)}
+    if not done or not all(done.values()):
         return None
     name = min(done, key=lambda k: statistics.mean(done[k]))
     return name, named[name][1]
 
 
-def report(stem, data):
+def report(stem, data, n=2):
     """A table per mixer (every cell: seed-0 val, val and test over three seeds), each mixer at its best (chosen by
     val) with its test loss and its paired difference to the GPT's best, and a dot plot of every cell."""
     lines, summary, at_best = [], [], {}
@@ -190,7 +191,7 @@ def report(stem, data):
             lines.append(f"| {stage} | {name} | {describe(setting, base(mixer))} | "
                          f"{'(not run)' if screened is None else f'{screened:.4f}'} | {three[0]} | {three[1]} |")
         lines.append("")
-        if top := best(data, mixer):
+        if top := best(data, mixer, n):
             at_best[mixer] = top
     gpt = at_best.get("gpt")
     for mixer, (name, setting) in at_best.items():

@@ -251,12 +251,14 @@ def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch)
     assert {(c[1], c[2], c[3]) for c in stage2} == {(6e-3, 1000, False), (6e-3, 0, True)}
     # only the warmup beat stage 2's start: no stage 3; the finalist (lr 6e-3 + warmup) gets seeds 1 and 2
     assert calls[6:] == [("minlstm", 6e-3, 1000, False, 1), ("minlstm", 6e-3, 1000, False, 2)]
-    name, setting = long_search.best(json.loads((tmp_path / "long_search.json").read_text()), "minlstm")
+    name, setting = long_search.best(json.loads((tmp_path / "long_search.json").read_text()), "minlstm", 1)
     assert name == "lr_x2+seq_warmup" and setting["seq_warmup_iters"] == 1000
     table = (tmp_path / "long_search.md").read_text()
     assert "| minLSTM | lr_x2+seq_warmup |" in table and "1.4710 ± 0.0010" in table and "1.5290 ± 0.0010" in table
     run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
     assert len(calls) == 8  # everything was in the JSON already
+    # with two finalists the second has seed 1337 alone: the mixer is not at its best until it has all three
+    assert long_search.best(json.loads((tmp_path / "long_search.json").read_text()), "minlstm", 2) is None
 
 
 def test_long_search_widens_the_learning_rate_while_the_best_sits_at_an_edge():
