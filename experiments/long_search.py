@@ -199,12 +199,14 @@ def report(stem, data, n=2):
         for split in ("val", "test"):
             here = confirmed(data, mixer, setting, split)
             g = confirmed(data, "gpt", gpt[1], split) if gpt and mixer != "gpt" else None
-            cells += [fmt(here) if here else "", fmt([a - b for a, b in zip(here, g)]) if here and g else ""]
+            diffs = [a - b for a, b in zip(here, g)] if here and g else None
+            cells += [fmt(here) if here else "", f"{'+' if statistics.mean(diffs) >= 0 else ''}{fmt(diffs)}"
+                      if diffs else ""]
         summary.append(f"| {NAMES[mixer]} | {name} | {describe(setting, base(mixer))} | " + " | ".join(cells) + " |")
     if summary:
         lines += ["**Each mixer at its best at 512 tokens** (the finalist with the lowest mean val loss over seeds "
                   f"{', '.join(map(str, SEEDS))}; test is reported, never chosen by; differences are to the GPT's "
-                  "best, paired by seed)", "",
+                  "best, paired by seed: positive where the GPT is lower)", "",
                   "| mixer | cell | change from the recipe | val, 3 seeds | val - GPT's | test, 3 seeds | "
                   "test - GPT's |", "| --- | --- | --- | --- | --- | --- | --- |", *summary, ""]
     table = "\n".join(lines)
