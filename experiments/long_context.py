@@ -29,7 +29,7 @@ from types import SimpleNamespace
 
 from common import write_json
 from experiments.runs import read_log, run_side_by_side, threads_per_job, train_run
-from experiments.search import NAMES, fmt
+from experiments.search import NAMES, fmt, fmt_diff
 
 MIXERS = ("gpt", "mingru", "minlstm", "mamba")
 LONG = ["--block_size=512", "--batch_size=4", "--eval_interval=500", "--eval_iters=10"]
@@ -66,7 +66,7 @@ def report(data):
             here, gpt = per_seed(entry, split), per_seed(data.get("gpt", {}), split)
             cells.append(fmt(here) if here else "")
             diffs = [a - b for a, b in zip(here, gpt)] if here and gpt and m != "gpt" else None
-            cells.append(f"{'+' if statistics.mean(diffs) >= 0 else ''}{fmt(diffs)}" if diffs else "")
+            cells.append(fmt_diff(diffs) if diffs else "")
         seeds = [", ".join(f"{v:.4f}" for v in per_seed(entry, split) or []) for split in ("val", "test")]
         rows.append(f"| {NAMES[m]} | {cells[0]} | {cells[2]} | {cells[1]} | {cells[3]} | {seeds[0]} | {seeds[1]} |")
     table = "\n".join(rows)

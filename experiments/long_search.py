@@ -42,7 +42,7 @@ from experiments.runs import (
     train_run,
     whole_record,
 )
-from experiments.search import CONFIG, NAMES, fmt
+from experiments.search import CONFIG, NAMES, fmt, fmt_diff
 
 OUT = "experiments_out"
 WARMUP = 1000  # long_context's GPT: half the run
@@ -200,8 +200,7 @@ def report(stem, data, n=2):
             here = confirmed(data, mixer, setting, split)
             g = confirmed(data, "gpt", gpt[1], split) if gpt and mixer != "gpt" else None
             diffs = [a - b for a, b in zip(here, g)] if here and g else None
-            cells += [fmt(here) if here else "", f"{'+' if statistics.mean(diffs) >= 0 else ''}{fmt(diffs)}"
-                      if diffs else ""]
+            cells += [fmt(here) if here else "", fmt_diff(diffs) if diffs else ""]
         summary.append(f"| {NAMES[mixer]} | {name} | {describe(setting, base(mixer))} | " + " | ".join(cells) + " |")
     if summary:
         lines += ["**Each mixer at its best at 512 tokens** (the finalist with the lowest mean val loss over seeds "

@@ -178,12 +178,11 @@ def main():
                                  os.path.join(out_dir, "train.log"), threads=threads_per_job(args.jobs),
                                  label=f"[{mixer} {name} seed {seed}] ")
         key = (mixer, run_key(setting), str(seed))
-        earlier = data["runs"].get(mixer, {}).get(key[1], {}).get(key[2])
-        if earlier:  # --test: the earlier record keeps its val and curve, the choices' evidence
+        if args.test:  # the earlier record keeps its val and curve, the choices' evidence
             if "test" not in whole:
                 raise SystemExit("--test needs data/shakespeare_char/test.bin: python "
                                  "data/shakespeare_char/prepare.py --plays")
-            record = {**earlier, "whole_test": whole["test"], "retest_val": whole["val"]}
+            record = {**data["runs"][mixer][key[1]][key[2]], "whole_test": whole["test"], "retest_val": whole["val"]}
         else:
             record = {**whole_record(whole), "evals": evals}
         with lock:
@@ -193,9 +192,9 @@ def main():
         todo = []
         for mixer in args.mixers:
             named, _ = screen_losses(data, mixer, args.finalists)
-            todo += [(mixer, name, setting, seed) for name, (_, setting) in named.items()
-                     if name in confirmed(cell_losses(data, mixer, named))
-                     for seed in (0, 1, 2) if seed not in test_losses(data, mixer, setting)]
+            done = confirmed(cell_losses(data, mixer, named))
+            todo += [(mixer, name, named[name][1], seed) for name in done
+                     for seed in (0, 1, 2) if seed not in test_losses(data, mixer, named[name][1])]
         print(f"{len(todo)} runs again for the test split, {args.jobs} at a time")
         run_side_by_side(run, todo, args.jobs)
     while not args.report_only and not args.test:  # one round per stage: the next cells, then what they make nameable
@@ -221,6 +220,11 @@ def best(data, mixer, named):
 
 def fmt(values):
     return f"{statistics.mean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else "")
+
+
+def fmt_diff(diffs):
+    """fmt of paired differences, signed: "+0.0105 ± 0.0093" where the mean is positive."""
+    return ("+" if statistics.mean(diffs) >= 0 else "") + fmt(diffs)
 
 
 def tested(data, mixer, setting):

@@ -2,6 +2,7 @@
 must match them."""
 import json
 import os
+import statistics
 
 import pytest
 from conftest import ROOT
@@ -212,7 +213,7 @@ def test_readme_headline_differences_come_from_the_results():
     gpt = per_seed(data["gpt"], "test")
     for mixer in ("mingru", "minlstm", "mamba"):
         diffs = [a - b for a, b in zip(per_seed(data[mixer], "test"), gpt)]
-        mean, std = sum(diffs) / 3, (sum((d - sum(diffs) / 3) ** 2 for d in diffs) / 2) ** 0.5
+        mean, std = statistics.mean(diffs), statistics.stdev(diffs)
         assert mean > 0 and f"{mean:.4f} ± {std:.4f}" in text, mixer  # the GPT below the RNN at 512
     # the search at 512 tokens: each RNN's test difference to the GPT from its summary, as the table has it
     summary = read("experiments_out", "long_search.md").split("**Each mixer at its best at 512 tokens**")[1]
