@@ -1,5 +1,6 @@
 """The experiment drivers, on runs too short to learn anything: they train, collect every eval, and report."""
 import json
+import math
 import statistics
 import sys
 
@@ -259,6 +260,28 @@ def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch)
     assert len(calls) == 8  # everything was in the JSON already
     # with two finalists the second has seed 1337 alone: the mixer is not at its best until it has all three
     assert long_search.best(json.loads((tmp_path / "long_search.json").read_text()), "minlstm", 2) is None
+
+
+def test_long_search_pairs_each_mixers_best_with_the_gpts_seed_by_seed(tmp_path, monkeypatch):
+    offset, by_seed = {"gpt": 1.46, "minlstm": 1.45}, {"gpt": (0, 0.01, 0.02), "minlstm": (0, 0.004, 0.008)}
+
+    def fake_train_run(args, log_path, threads=None, label=""):
+        c = parse_config(train.Config, args)
+        mixer = {"attn": "gpt"}.get(c.mixer, c.mixer)
+        start = long_search.base(mixer)  # the recipe's own rate wins; both stage-2 changes lose
+        val = (offset[mixer] + 0.01 * abs(math.log2(c.learning_rate / start["learning_rate"]))
+               + 0.005 * (c.seq_warmup_iters > 0) + 0.005 * (c.tie_embeddings != start["tie_embeddings"])
+               + by_seed[mixer][long_search.SEEDS.index(c.seed)])
+        return [], {"val": val, "test": val + {"gpt": 0.16, "minlstm": 0.17}[mixer]}
+
+    monkeypatch.setattr(long_search, "train_run", fake_train_run)
+    run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "gpt", "minlstm", "--jobs", "1", "--finalists", "1"])
+    summary = (tmp_path / "long_search.md").read_text().split("**Each mixer at its best")[1]
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in summary.splitlines() if line.startswith("| ")}
+    # minLSTM - GPT by seed (1337, 1, 2): val -0.010, -0.016, -0.022; test 0.01 higher each
+    assert rows["minLSTM"][:2] == ["lr_x1", "(base)"]
+    assert rows["minLSTM"][2:] == ["1.4540 ± 0.0040", "-0.0160 ± 0.0060", "1.6240 ± 0.0040", "-0.0060 ± 0.0060 |"]
+    assert rows["GPT (attention)"][3] == "" and rows["GPT (attention)"][5] == " |"
 
 
 def test_long_search_widens_the_learning_rate_while_the_best_sits_at_an_edge():
