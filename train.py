@@ -225,7 +225,9 @@ class Interrupt:
         print("\ninterrupt: saving a checkpoint at the end of this iteration (Ctrl-C again to quit now)")
 
 
-def train(c, config_files=()):
+def join_devices(c):
+    """(ddp, device, rank, world size). Under torchrun this joins the process group and splits
+    gradient_accumulation_steps over the ranks; 'auto' compile and dtype become the device's choice."""
     ddp = int(os.environ.get("RANK", -1)) != -1
     if ddp:
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}" if torch.cuda.is_available() else "cpu"
@@ -240,19 +242,20 @@ def train(c, config_files=()):
         c.gradient_accumulation_steps //= world
     else:
         device, rank, world = resolve_device(c.device), 0, 1
-    master = rank == 0
     device_type = device.split(":")[0]
     if c.compile == "auto":
         c.compile = device_type == "cuda"
     if c.dtype == "auto":
         c.dtype = "bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
-    ctx = autocast_context(device, c.dtype)
-    torch.manual_seed(c.seed + rank)
-    batch_gen = torch.Generator()  # reseeded at every iteration from (seed, rank, iteration), in the loop
     if device_type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    return ddp, device, rank, world
 
+
+def load_batches(c, device, master, ddp):
+    """(batches, the model's args): the dataset (prepared first by rank 0 where it can be) and the model config
+    its vocabulary asks for."""
     if c.dataset == "selective_copying":
         from data.selective_copying.task import VOCAB_SIZE
         batches, vocab_size = CopyingBatches(c, device), VOCAB_SIZE
@@ -268,13 +271,13 @@ def train(c, config_files=()):
     model_args["vocab_size"] = c.vocab_size or vocab_size
     if model_args["vocab_size"] < vocab_size:
         raise ConfigError(f"vocab_size={model_args['vocab_size']} is smaller than the dataset's {vocab_size}")
+    return batches, model_args
 
+
+def build(c, model_args, device):
+    """(model, optimizers, grad scaler, iteration, best val loss): new ones, or with init_from=resume the latest
+    checkpoint in out_dir, which must hold the same model config and optimizer."""
     iter_num, best_val_loss, ckpt = 0, 1e9, None
-    # ckpt.pt: the best val loss, or the latest state with always_save_checkpoint. last.pt: the state at a Ctrl-C
-    # when ckpt.pt keeps the best, so that stopping never overwrites the best model. Resume and sample.py read the
-    # later of the two (common.latest_checkpoint)
-    ckpt_path, last_path = os.path.join(c.out_dir, "ckpt.pt"), os.path.join(c.out_dir, "last.pt")
-    resume_path = ckpt_path
     if c.init_from == "resume":
         resume_path, ckpt = latest_checkpoint(c.out_dir, map_location=device)
         if ckpt is None:
@@ -294,11 +297,10 @@ def train(c, config_files=()):
     model = GPT(gpt_config).to(device)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+    device_type = device.split(":")[0]
     scaler = torch.amp.GradScaler(device_type, enabled=c.dtype == "float16")
     optimizers = model.configure_optimizers(c.optimizer, c.weight_decay, c.learning_rate, (c.beta1, c.beta2),
                                             device_type)
-    # optimizers[0] is AdamW: with Muon its rate is adamw_lr_scale times the schedule's (1 otherwise, checked above)
-    lr_scales = [c.adamw_lr_scale] + [1.0] * (len(optimizers) - 1)
     if ckpt is not None:
         states = ckpt["optimizer"] if isinstance(ckpt["optimizer"], list) else [ckpt["optimizer"]]  # older: one
         if len(states) != len(optimizers):
@@ -309,7 +311,47 @@ def train(c, config_files=()):
             optimizer.load_state_dict(state)
         scaler.load_state_dict(ckpt["scaler"])
         print(f"resuming from {resume_path} at iteration {iter_num}")
-    del ckpt
+    return model, optimizers, scaler, iter_num, best_val_loss
+
+
+@torch.no_grad()
+def estimate_loss(model, eval_model, batches, c, ctx, progress):
+    """{split: mean loss} over eval_iters batches of train and val, the same batches every time (and each split's
+    answer accuracy on selective copying). model is put in eval mode; eval_model (its compiled form) runs."""
+    model.eval()
+    eval_gen = torch.Generator().manual_seed(c.seed + 10_000)
+    out = {}
+    for split in ("train", "val"):
+        losses, accs = torch.zeros(c.eval_iters), torch.zeros(c.eval_iters)
+        for k in tqdm(range(c.eval_iters), desc=f"eval {split}", disable=not progress, leave=False):
+            x, y = batches.get(split, eval_gen)
+            with ctx:
+                logits, loss = eval_model(x, y)
+            losses[k] = loss.item()
+            if c.dataset == "selective_copying":
+                from data.selective_copying.task import answer_accuracy
+                accs[k] = answer_accuracy(logits, y)
+        out[split] = losses.mean().item()
+        if c.dataset == "selective_copying":
+            out[f"{split}_acc"] = accs.mean().item()
+    model.train()
+    return out
+
+
+def train(c, config_files=()):
+    ddp, device, rank, world = join_devices(c)
+    master, device_type = rank == 0, device.split(":")[0]
+    ctx = autocast_context(device, c.dtype)
+    torch.manual_seed(c.seed + rank)
+    batch_gen = torch.Generator()  # reseeded at every iteration from (seed, rank, iteration), in the loop
+    batches, model_args = load_batches(c, device, master, ddp)
+    model, optimizers, scaler, iter_num, best_val_loss = build(c, model_args, device)
+    # optimizers[0] is AdamW: with Muon its rate is adamw_lr_scale times the schedule's (1 otherwise, checked above)
+    lr_scales = [c.adamw_lr_scale] + [1.0] * (len(optimizers) - 1)
+    # ckpt.pt: the best val loss, or the latest state with always_save_checkpoint. last.pt: the state at a Ctrl-C
+    # when ckpt.pt keeps the best, so that stopping never overwrites the best model. Resume and sample.py read the
+    # later of the two (common.latest_checkpoint)
+    ckpt_path, last_path = os.path.join(c.out_dir, "ckpt.pt"), os.path.join(c.out_dir, "last.pt")
     raw_model = eval_model = model  # eval_model: the compiled model when compiling, never the DDP wrapper
     if c.compile:
         print("compiling the model...")
@@ -325,27 +367,6 @@ def train(c, config_files=()):
             "best_val_loss": best_val_loss, "dataset": c.dataset,
         })
         log(f"saved checkpoint to {path} ({reason})")
-
-    @torch.no_grad()
-    def evaluate():
-        model.eval()
-        eval_gen = torch.Generator().manual_seed(c.seed + 10_000)  # the same eval batches every time
-        out = {}
-        for split in ("train", "val"):
-            losses, accs = torch.zeros(c.eval_iters), torch.zeros(c.eval_iters)
-            for k in tqdm(range(c.eval_iters), desc=f"eval {split}", disable=not interactive, leave=False):
-                x, y = batches.get(split, eval_gen)
-                with ctx:
-                    logits, loss = eval_model(x, y)
-                losses[k] = loss.item()
-                if c.dataset == "selective_copying":
-                    from data.selective_copying.task import answer_accuracy
-                    accs[k] = answer_accuracy(logits, y)
-            out[split] = losses.mean().item()
-            if c.dataset == "selective_copying":
-                out[f"{split}_acc"] = accs.mean().item()
-        model.train()
-        return out
 
     interactive = master and sys.stdout.isatty() and not os.environ.get("CI")
     bar = tqdm(total=c.max_iters, initial=iter_num, disable=not interactive, dynamic_ncols=True, desc="train")
@@ -396,7 +417,7 @@ def train(c, config_files=()):
                     group["lr"] = lr * scale
             if (iter_num % c.eval_interval == 0 or iter_num == c.max_iters) and master:
                 check_finite()
-                res = evaluate()
+                res = estimate_loss(model, eval_model, batches, c, ctx, interactive)
                 acc = f", val acc {res['val_acc']:.4f}" if "val_acc" in res else ""
                 log(f"step {iter_num}: train loss {res['train']:.4f}, val loss {res['val']:.4f}{acc}")
                 if wandb:
