@@ -235,8 +235,8 @@ def tested(data, mixer, setting):
 
 def report(stem, data, n):
     """One table per mixer with the same rows (stage, cell, change from the base, seed 0, three seeds), a summary
-    table of each mixer at its best, and a dot plot of every cell."""
-    lines, summary = [], []
+    table of each mixer at its best with its paired differences to the GPT's, and a dot plot of every cell."""
+    lines, at_best = [], {}
     for mixer in NAMES:
         named, screen = screen_losses(data, mixer, n)
         if not screen:
@@ -252,15 +252,25 @@ def report(stem, data, n):
             lines.append(f"| {stage} | {name} | {describe(setting, BASES[mixer])} | {seed0} | {three} | "
                          f"{tested(data, mixer, setting)} |")
         lines.append("")
-        top = best(data, mixer, named)
-        if top:
-            summary.append(f"| {NAMES[mixer]} | {top[0]} | {describe(named[top[0]][1], BASES[mixer])} | "
-                           f"{fmt(top[1])} | {tested(data, mixer, named[top[0]][1])} |")
+        if top := best(data, mixer, named):
+            at_best[mixer] = top[0], named[top[0]][1]
+    summary = []
+    for mixer, (name, setting) in at_best.items():
+        cells = []
+        for of in (losses, test_losses):  # val, then test
+            here = of(data, mixer, setting)
+            gpt = of(data, "gpt", at_best["gpt"][1]) if "gpt" in at_best and mixer != "gpt" else {}
+            cells += [fmt([here[s] for s in (0, 1, 2)]) if all(s in here for s in (0, 1, 2)) else "",
+                      fmt_diff([here[s] - gpt[s] for s in (0, 1, 2)]) if all(s in here and s in gpt
+                                                                             for s in (0, 1, 2)) else ""]
+        summary.append(f"| {NAMES[mixer]} | {name} | {describe(setting, BASES[mixer])} | " + " | ".join(cells) + " |")
     if summary:
         lines += ["**Each mixer at its best** (the finalist with the lowest mean over seeds 0, 1 and 2; test is "
-                  "reported, never chosen by)", "",
-                  "| mixer | cell | change from the base | whole-split val loss, 3 seeds | whole test split, 3 seeds |",
-                  "| --- | --- | --- | --- | --- |", *summary, ""]
+                  "reported, never chosen by; differences are to the GPT's best, paired by seed: negative where the "
+                  "mixer is lower)", "",
+                  "| mixer | cell | change from the base | whole-split val loss, 3 seeds | val - GPT's | "
+                  "whole test split, 3 seeds | test - GPT's |", "| --- | --- | --- | --- | --- | --- | --- |",
+                  *summary, ""]
     table = "\n".join(lines)
     print(table)
     with open(f"{stem}.md", "w") as f:
