@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import ROOT
 
+import monitor
 import train
 from common import CheckpointError, load_checkpoint, load_meta, save_checkpoint
 
@@ -319,7 +320,7 @@ def test_a_long_cpu_run_says_how_long_it_will_take(tmp_path, char_dataset, capsy
     args = ["--max_iters=3", "--eval_interval=3", "--dropout=0.1"]
     run_train(tmp_path / "short", *args, mixer="attn")
     assert "will take about" not in capsys.readouterr().out
-    monkeypatch.setattr(train, "SLOW_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(monitor, "SLOW_RUN_SECONDS", 0.0)
     run_train(tmp_path / "long", *args, mixer="attn")
     out = capsys.readouterr().out
     assert "will take about" in out and "config/shakespeare_char_cpu_gpt.py" in out
@@ -339,7 +340,7 @@ def test_selective_copying_trains_and_reports_answer_accuracy(tmp_path, capsys):
 
 
 def test_the_slow_run_note_never_recommends_the_config_being_run(tmp_path, char_dataset, capsys, monkeypatch):
-    monkeypatch.setattr(train, "SLOW_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(monitor, "SLOW_RUN_SECONDS", 0.0)
     train.main(["config/shakespeare_char_cpu_gpt.py", "--max_iters=2", "--eval_interval=2", "--eval_iters=1",
                 f"--out_dir={tmp_path}", "--n_layer=1"])
     out = capsys.readouterr().out

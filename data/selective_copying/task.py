@@ -34,3 +34,14 @@ def answer_accuracy(logits, y):
     """Per-token accuracy over the answer positions (y != -1). logits (B, T, V), y (B, T)."""
     mask = y != -1
     return (logits.argmax(dim=-1)[mask] == y[mask]).float().mean().item()
+
+
+class CopyingBatches:
+    """train.py's batches for this task, with common.Batches' get(): every split draws new sequences (the eval's
+    generator is seeded apart from training's, so its sequences are not the ones trained on)."""
+
+    def __init__(self, batch_size, seq_len, n_data, device="cpu"):
+        self.batch_size, self.seq_len, self.n_data, self.device = batch_size, seq_len, n_data, device
+
+    def get(self, split, generator, length=None, n=None):
+        return make_batch(self.batch_size, self.seq_len, self.n_data, generator, self.device)
