@@ -63,6 +63,16 @@ def base(mixer):
     return {"learning_rate": c.learning_rate, "seq_warmup_iters": 0, "tie_embeddings": c.tie_embeddings}
 
 
+def train_args(mixer, setting):
+    """train.py's arguments for a cell: the mixer's CPU recipe at 512 tokens, with the setting's keys."""
+    return [CONFIG.format(mixer), *LONG, *[f"--{k}={v}" for k, v in setting.items()]]
+
+
+def changes(mixer, setting):
+    """The keys of a setting that differ from the mixer's recipe at 512 tokens."""
+    return {k: v for k, v in setting.items() if base(mixer).get(k) != v}
+
+
 def runs(data, mixer, setting, split="val"):
     """{seed: whole-split loss} of a setting's runs, on split."""
     return {int(s): r[f"whole_{split}"] for s, r in data["runs"].get(mixer, {}).get(run_key(setting), {}).items()
@@ -129,7 +139,7 @@ def main():
     def run(job):
         mixer, name, setting, seed = job
         out_dir = os.path.join(OUT, "long_search", mixer, name, f"seed{seed}")
-        command = [CONFIG.format(mixer), *LONG, *[f"--{k}={v}" for k, v in setting.items()], f"--seed={seed}"]
+        command = [*train_args(mixer, setting), f"--seed={seed}"]
         # long_context's run at this seed, where it is this very run
         made = os.path.join(OUT, "long_context", mixer if seed == SEEDS[0] else f"{mixer}-seed{seed}")
         done = read_log(os.path.join(made, "train.log"))
@@ -207,7 +217,13 @@ def report(stem, data, n=2):
                   f"{', '.join(map(str, SEEDS))}; test is reported, never chosen by; differences are to the GPT's "
                   "best, paired by seed: positive where the GPT is lower)", "",
                   "| mixer | cell | change from the recipe | val, 3 seeds | val - GPT's | test, 3 seeds | "
-                  "test - GPT's |", "| --- | --- | --- | --- | --- | --- | --- |", *summary, ""]
+                  "test - GPT's |", "| --- | --- | --- | --- | --- | --- | --- |", *summary, "",
+                  f"Each at its best, in one train.py run (seed {SCREEN}; --seed=1 or --seed=2 for the others). The "
+                  "search ran each run on one thread: with OMP_NUM_THREADS=1 in front, a command repeats the "
+                  "search's run to the digit on the machine that made it.",
+                  "", "```sh", *[" ".join(["python train.py", *train_args(m, changes(m, s)),
+                                           f"--out_dir=out-shakespeare-char-512-{m}"])
+                                 for m, (_, s) in at_best.items()], "```", ""]
     table = "\n".join(lines)
     print(table)
     with open(f"{stem}.md", "w") as f:

@@ -266,6 +266,11 @@ def test_long_search_chooses_by_val_and_only_reports_test(tmp_path, monkeypatch)
     assert name == "lr_x2+seq_warmup" and setting["seq_warmup_iters"] == 1000
     table = (tmp_path / "long_search.md").read_text()
     assert "| minLSTM | lr_x2+seq_warmup |" in table and "1.4710 ± 0.0010" in table and "1.5290 ± 0.0010" in table
+    # the winner's train.py command, as the table gives it to a user, is the search's run at its screening seed
+    [command] = [line.split()[2:] for line in table.splitlines() if line.startswith("python train.py")]
+    assert "--learning_rate=0.006" in command and "--seq_warmup_iters=1000" in command
+    assert long_search.parsed(command) == long_search.parsed([*long_search.train_args("minlstm", setting),
+                                                              f"--seed={long_search.SCREEN}"])
     run_driver(long_search, monkeypatch, tmp_path, ["--mixers", "minlstm", "--jobs", "1", "--finalists", "1"])
     assert len(calls) == 8  # everything was in the JSON already
     # with two finalists the second has seed 1337 alone: the mixer is not at its best until it has all three
