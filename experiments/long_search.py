@@ -70,7 +70,8 @@ def train_args(mixer, setting):
 
 def changes(mixer, setting):
     """The keys of a setting that differ from the mixer's recipe at 512 tokens."""
-    return {k: v for k, v in setting.items() if base(mixer).get(k) != v}
+    start = base(mixer)
+    return {k: v for k, v in setting.items() if start.get(k) != v}
 
 
 def runs(data, mixer, setting, split="val"):

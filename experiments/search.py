@@ -130,9 +130,14 @@ def cell_losses(data, mixer, named):
     return {name: losses(data, mixer, setting) for name, (_, setting) in named.items()}
 
 
+def three_seeds(runs):
+    """[loss at seeds 0, 1 and 2] of {seed: loss}, or None before all three have run."""
+    return [runs[s] for s in (0, 1, 2)] if all(s in runs for s in (0, 1, 2)) else None
+
+
 def confirmed(runs):
     """{cell name: [loss at seeds 0, 1 and 2]} of the cells in runs (cell_losses) run on all three seeds."""
-    return {name: [r[s] for s in (0, 1, 2)] for name, r in runs.items() if all(s in r for s in (0, 1, 2))}
+    return {name: v for name, r in runs.items() if (v := three_seeds(r))}
 
 
 def screen_losses(data, mixer, n):
@@ -229,8 +234,7 @@ def fmt_diff(diffs):
 
 def tested(data, mixer, setting):
     """A cell's test loss over seeds 0-2 as a table cell ("" until --test has run all three)."""
-    runs = test_losses(data, mixer, setting)
-    return fmt([runs[s] for s in (0, 1, 2)]) if all(s in runs for s in (0, 1, 2)) else ""
+    return fmt(v) if (v := three_seeds(test_losses(data, mixer, setting))) else ""
 
 
 def report(stem, data, n):
@@ -247,7 +251,7 @@ def report(stem, data, n):
                   "| --- | --- | --- | --- | --- | --- |"]
         for name, (stage, setting) in named.items():
             runs = losses(data, mixer, setting)
-            three = fmt([runs[s] for s in (0, 1, 2)]) if all(s in runs for s in (0, 1, 2)) else ""
+            three = fmt(v) if (v := three_seeds(runs)) else ""
             seed0 = f"{runs[0]:.4f}" if 0 in runs else "(not run)"
             lines.append(f"| {stage} | {name} | {describe(setting, BASES[mixer])} | {seed0} | {three} | "
                          f"{tested(data, mixer, setting)} |")
@@ -258,11 +262,9 @@ def report(stem, data, n):
     for mixer, (name, setting) in at_best.items():
         cells = []
         for of in (losses, test_losses):  # val, then test
-            here = of(data, mixer, setting)
-            gpt = of(data, "gpt", at_best["gpt"][1]) if "gpt" in at_best and mixer != "gpt" else {}
-            cells += [fmt([here[s] for s in (0, 1, 2)]) if all(s in here for s in (0, 1, 2)) else "",
-                      fmt_diff([here[s] - gpt[s] for s in (0, 1, 2)]) if all(s in here and s in gpt
-                                                                             for s in (0, 1, 2)) else ""]
+            here = three_seeds(of(data, mixer, setting))
+            gpt = three_seeds(of(data, "gpt", at_best["gpt"][1])) if "gpt" in at_best and mixer != "gpt" else None
+            cells += [fmt(here) if here else "", fmt_diff([a - b for a, b in zip(here, gpt)]) if here and gpt else ""]
         summary.append(f"| {NAMES[mixer]} | {name} | {describe(setting, BASES[mixer])} | " + " | ".join(cells) + " |")
     if summary:
         lines += ["**Each mixer at its best** (the finalist with the lowest mean over seeds 0, 1 and 2; test is "
